@@ -1,0 +1,72 @@
+"""Dependencies shared by the routes: session, clock, principal, pagination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from escompte.access.keys import authenticate
+from escompte.access.principal import Principal
+from escompte.clock import Clock
+from escompte.ids import ID_PATTERN
+
+bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="esk_live_… / esk_test_…",
+    description="An Escompte API key: `Authorization: Bearer esk_test_…`.",
+)
+
+
+def get_session(request: Request) -> Session:
+    session: Session = request.state.session
+    return session
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def resolve_principal(request: Request) -> Principal:
+    """Authenticate once per request (the idempotency layer may have done it already)."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    principal = authenticate(request.state.session, secret.strip() if scheme.lower() == "bearer" else None)
+    request.state.principal = principal
+    return principal
+
+
+def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return resolve_principal(request)
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    starting_after: str | None
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 20,
+    starting_after: Annotated[
+        str | None,
+        Query(pattern=ID_PATTERN, description="Id of the last object of the previous page."),
+    ] = None,
+) -> Page:
+    return Page(limit=limit, starting_after=starting_after)
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PageDep = Annotated[Page, Depends(get_page)]

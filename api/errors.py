@@ -1,0 +1,164 @@
+"""Exception handlers: everything leaves the API as application/problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from escompte.api.problems import problem_response
+from escompte.errors import DomainError, RateLimited
+
+log = structlog.get_logger("escompte.api")
+
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("validation_error", "Validation failed"),
+    429: ("rate_limited", "Too many requests"),
+}
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:] if len(parts) > 1 else parts
+    return ".".join(parts)
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return msg
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.extra.get("retry_after_seconds", 1))}
+    return problem_response(
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        instance=request.url.path,
+        request_id=_request_id(request),
+        errors=[{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors],
+        extra=exc.extra,
+        headers=headers,
+    )
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        field = _field(tuple(err.get("loc", ())))
+        if err.get("type") == "json_invalid":
+            field = "body"
+        errors.append({"field": field, "message": _message(err), "code": str(err.get("type"))})
+    if errors:
+        first = errors[0]
+        detail = f"{first['field']}: {first['message']}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more)"
+    else:
+        detail = "The request is invalid."
+    return problem_response(
+        422,
+        "validation_error",
+        "Validation failed",
+        detail,
+        instance=request.url.path,
+        request_id=_request_id(request),
+        errors=errors,
+    )
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.method} {request.url.path}."
+    return problem_response(
+        exc.status_code,
+        code,
+        title,
+        detail,
+        instance=request.url.path,
+        request_id=_request_id(request),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def integrity_error(request: Request, exc: Exception) -> Response:
+    """A constraint refused the write (e.g. two concurrent creates of the same object)."""
+    assert isinstance(exc, IntegrityError)
+    orig = exc.orig
+    constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+    if isinstance(orig, pg_errors.UniqueViolation):
+        return problem_response(
+            409, "conflict", "Conflict",
+            "This object already exists (it may have been created by a concurrent request).",
+            instance=request.url.path, request_id=_request_id(request),
+            extra={"constraint": constraint},
+        )
+    log.warning("integrity_error", constraint=constraint, error=str(orig))
+    return problem_response(
+        422, "constraint_violation", "Validation failed",
+        "The data breaks a rule of the database"
+        + (f" ({constraint})." if constraint else "."),
+        instance=request.url.path, request_id=_request_id(request),
+        extra={"constraint": constraint},
+    )
+
+
+async def data_error(request: Request, exc: Exception) -> Response:
+    log.warning("data_error", error=str(getattr(exc, "orig", exc)))
+    return problem_response(
+        422, "invalid_value", "Validation failed",
+        "A value cannot be stored as given (out of range or not valid text).",
+        instance=request.url.path, request_id=_request_id(request),
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", path=request.url.path, exc_info=exc)
+    rid = _request_id(request)
+    return problem_response(
+        500,
+        "internal_error",
+        "Internal server error",
+        f"An unexpected error occurred; it was logged with request id {rid}.",
+        instance=request.url.path,
+        request_id=rid,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(IntegrityError, integrity_error)
+    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,111 @@
+"""The route class every router uses: one transaction per request, committed at the
+edge; Idempotency-Key on every POST; per-key rate limit; problem responses declared."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from escompte.api import idempotency
+from escompte.api.deps import resolve_principal
+from escompte.api.problems import problem_responses
+from escompte.errors import DomainError
+
+
+def idempotency_key_header(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            pattern=idempotency.KEY_PATTERN,
+            description="Makes the POST safe to retry: the same key and body replay the "
+            "first response; another body with the same key is refused. Kept at least 24 h.",
+        ),
+    ] = None,
+) -> None:
+    return None
+
+
+class EscompteRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        methods = {m.upper() for m in (kwargs.get("methods") or [])}
+        if "POST" in methods:
+            deps = list(kwargs.get("dependencies") or [])
+            deps.append(Depends(idempotency_key_header))
+            kwargs["dependencies"] = deps
+        if path.startswith("/v1/"):
+            kwargs["responses"] = {
+                **problem_responses(400, 401, 422, 429, 500),
+                **(kwargs.get("responses") or {}),
+            }
+        super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            state = request.app.state
+            limiter = getattr(state, "rate_limiter", None)
+            if limiter is not None and request.url.path.startswith("/v1/"):
+                identity = request.headers.get("authorization") or (
+                    request.client.host if request.client else "unknown"
+                )
+                limiter.check(identity)
+            session: Session = state.session_factory()
+            request.state.session = session
+            try:
+                return await _run(request, session, original)
+            except BaseException:
+                await run_in_threadpool(session.rollback)
+                raise
+            finally:
+                await run_in_threadpool(session.close)
+
+        return handler
+
+
+async def _run(
+    request: Request,
+    session: Session,
+    original: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Response:
+    record_id: int | None = None
+    key = request.headers.get(idempotency.HEADER)
+    if request.method == "POST" and key is not None:
+        idempotency.check_key(key)
+        try:
+            principal = await run_in_threadpool(resolve_principal, request)
+        except DomainError:
+            principal = None  # the route's own auth dependency answers 401
+        if principal is not None:
+            body = await request.body()
+            settings = request.app.state.settings
+            record_id, replay = await run_in_threadpool(
+                idempotency.begin,
+                session,
+                principal,
+                key,
+                request.method,
+                request.url.path,
+                body,
+                request.app.state.clock.now(),
+                timedelta(hours=settings.idempotency_ttl_hours),
+            )
+            if replay is not None:
+                await run_in_threadpool(session.rollback)
+                return replay
+    response = await original(request)
+    if response.status_code >= 400:
+        await run_in_threadpool(session.rollback)
+        return response
+    if record_id is not None:
+        await run_in_threadpool(idempotency.complete, session, record_id, response)
+    await run_in_threadpool(session.commit)
+    return response

@@ -1,0 +1,1 @@
+"""connectors (see docs/architecture.md): built by its own issue."""

@@ -1,0 +1,1 @@
+"""eligibility (see docs/architecture.md): built by its own issue."""

@@ -1,0 +1,301 @@
+"""The ``escompte`` command line.
+
+Every command honours ESCOMPTE_DATABASE_URL; without it, they share the embedded
+PostgreSQL kept in ``--data-dir`` (default ESCOMPTE_DATA_DIR or ./.escompte).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from escompte.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Escompte: invoice financing.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
+db_app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL.")
+partners_app = typer.Typer(no_args_is_help=True, help="Partner platforms.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.add_typer(partners_app, name="partners")
+
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Folder of the embedded PostgreSQL (when ESCOMPTE_DATABASE_URL is unset)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    return settings
+
+
+def _database_url(settings: Settings) -> str:
+    from escompte.db.embedded import resolve_database_url
+
+    try:
+        url = resolve_database_url(settings.database_url, settings.data_dir)
+    except Exception as exc:
+        raise _fail(f"cannot reach or start PostgreSQL: {exc}") from None
+    # Child processes (uvicorn workers) use the same server.
+    os.environ["ESCOMPTE_DATABASE_URL"] = url
+    return url
+
+
+def _migrate(url: str) -> None:
+    from escompte.db.migrate import upgrade
+
+    try:
+        upgrade(url)
+    except Exception as exc:
+        raise _fail(f"migration failed: {exc}") from None
+
+
+def _session(url: str, settings: Settings):  # type: ignore[no-untyped-def]
+    from escompte.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(url, pool_size=2))()
+
+
+def _bootstrap_admin_key(url: str, settings: Settings) -> None:
+    if not settings.admin_api_key:
+        return
+    from escompte.access.keys import ensure_key
+    from escompte.clock import SystemClock
+    from escompte.models import PrincipalKind
+
+    with _session(url, settings) as session, session.begin():
+        ensure_key(session, SystemClock(), settings.admin_api_key, PrincipalKind.ADMIN)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    if not _port_free(host, port):
+        raise _fail(f"{host}:{port} is already in use; choose another with --port.")
+    uvicorn.run(
+        "escompte.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes.")] = 2,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve the API (migrations must be applied: `escompte migrate`)."""
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    _bootstrap_admin_key(url, settings)
+    _serve(settings, host, port, workers)
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run queued jobs and periodic sweeps. Start as many as you like."""
+    from escompte.clock import SystemClock
+    from escompte.db import make_engine, make_session_factory
+    from escompte.jobs.worker import run_worker
+    from escompte.logging import configure
+
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    configure(settings.log_level, settings.log_format)
+    factory = make_session_factory(make_engine(url, pool_size=2))
+    run_worker(factory, SystemClock(), settings)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    downgrade: Annotated[bool, typer.Option(help="Downgrade to --revision instead.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Apply the database migrations."""
+    from escompte.db import migrate as migrations
+
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    try:
+        if downgrade:
+            migrations.downgrade(url, revision)
+        else:
+            migrations.upgrade(url, revision)
+    except Exception as exc:
+        raise _fail(f"migration failed: {exc}") from None
+    err.print(f"[green]database at {'downgraded to' if downgrade else 'upgraded to'} {revision}[/]")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 2,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after seeding.")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Migrate, seed the demo data (once), print keys, then serve the API."""
+    from escompte import demo as demo_data
+    from escompte.clock import SystemClock
+
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    _migrate(url)
+    clock = SystemClock()
+    with _session(url, settings) as session, session.begin():
+        if not demo_data.already_seeded(session):
+            demo_data.seed(session, clock)
+            err.print("[green]demo data seeded[/]")
+        keys = demo_data.demo_keys(session, clock)
+    base = f"http://{host}:{port}"
+    out = Console()
+    out.print(f"""
+[bold]Escompte demo[/]
+  API docs (interactive):  {base}/docs
+  OpenAPI spec:            {base}/openapi.json
+  Admin key:               {keys.admin}
+  Partner key:             {keys.partner}
+  Company key ({keys.company_id}): {keys.company}
+
+  Try:  curl -H "Authorization: Bearer {keys.admin}" {base}/v1/companies
+""", soft_wrap=True)
+    if serve_api:
+        _serve(settings, host, port, workers)
+
+
+@keys_app.command("create")
+def keys_create(
+    kind: Annotated[str, typer.Option(help="admin, partner or company.")],
+    company: Annotated[str | None, typer.Option(help="Company id (company keys).")] = None,
+    partner: Annotated[str | None, typer.Option(help="Partner id (partner keys).")] = None,
+    live: Annotated[bool, typer.Option("--live/--test", help="Key mode.")] = False,
+    description: Annotated[str | None, typer.Option()] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key and print only the key on stdout (shown once)."""
+    from escompte.access.keys import create_key
+    from escompte.clock import SystemClock
+    from escompte.errors import DomainError
+    from escompte.models import KeyMode, PrincipalKind
+
+    try:
+        principal_kind = PrincipalKind(kind)
+    except ValueError:
+        raise _fail("--kind must be admin, partner or company") from None
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    try:
+        with _session(url, settings) as session, session.begin():
+            created = create_key(
+                session, SystemClock(), kind=principal_kind,
+                mode=KeyMode.LIVE if live else KeyMode(settings.key_mode),
+                partner_id=partner, company_id=company, description=description,
+            )
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(created.secret + "\n")
+    err.print(f"created {created.key.id} ({principal_kind}); store the key now, it is not shown again")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a key at once."""
+    from escompte.access.keys import revoke_key
+    from escompte.clock import SystemClock
+    from escompte.errors import DomainError
+
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    try:
+        with _session(url, settings) as session, session.begin():
+            key = revoke_key(session, SystemClock(), None, key_id)
+    except DomainError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"revoked {key.id} at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@partners_app.command("create")
+def partners_create(name: str, data_dir: DataDir = None) -> None:
+    """Register a partner platform; prints its id."""
+    from escompte.access.keys import create_partner
+    from escompte.clock import SystemClock
+
+    if not name.strip() or len(name) > 200:
+        raise _fail("the name must be 1 to 200 characters")
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    with _session(url, settings) as session, session.begin():
+        partner = create_partner(session, SystemClock(), name.strip())
+    sys.stdout.write(partner.id + "\n")
+
+
+@db_app.command("stop")
+def db_stop(data_dir: DataDir = None) -> None:
+    """Stop the embedded PostgreSQL of --data-dir (also after a crash left stale pids)."""
+    from escompte.db.embedded import stop
+
+    settings = _settings(data_dir)
+    stopped = stop(settings.data_dir)
+    err.print("stopped" if stopped else "not running")
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write the spec.")] = Path("openapi/openapi.json"),
+) -> None:
+    """Write the OpenAPI spec the API serves (no database needed)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_openapi())
+    err.print(f"wrote {output}")
+
+
+def render_openapi() -> str:
+    from escompte.api.app import create_app
+    from escompte.db import make_engine
+
+    settings = Settings(database_url="postgresql+psycopg://unused@localhost/unused")
+    spec = create_app(
+        settings, engine=make_engine(settings.database_url or ""), configure_logs=False
+    ).openapi()
+    return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    app()

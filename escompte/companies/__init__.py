@@ -1,0 +1,1 @@
+"""SMEs (companies) and their counterparties (debtors)."""

@@ -1,0 +1,1 @@
+"""Invoices (receivable and payable), their states and their validation."""

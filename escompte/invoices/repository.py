@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from escompte.access.principal import Principal, visible_company_ids
+from escompte.models import Invoice, InvoiceKind, InvoiceStatus
+
+
+def invoice_by_number(
+    session: Session, company_id: str, debtor_id: str, number: str
+) -> Invoice | None:
+    return session.execute(
+        select(Invoice).where(
+            Invoice.company_id == company_id,
+            Invoice.debtor_id == debtor_id,
+            Invoice.number == number,
+        )
+    ).scalar_one_or_none()
+
+
+def get_visible(
+    session: Session, principal: Principal, invoice_id: str, *, for_update: bool = False
+) -> Invoice | None:
+    query = select(Invoice).where(
+        Invoice.id == invoice_id, visible_company_ids(principal, Invoice.company_id)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def list_invoices(
+    session: Session,
+    principal: Principal,
+    *,
+    company_id: str | None,
+    counterparty_id: str | None,
+    kind: InvoiceKind | None,
+    status: InvoiceStatus | None,
+    limit: int,
+    starting_after: str | None,
+) -> list[Invoice]:
+    query = select(Invoice).where(visible_company_ids(principal, Invoice.company_id))
+    if company_id:
+        query = query.where(Invoice.company_id == company_id)
+    if counterparty_id:
+        query = query.where(Invoice.debtor_id == counterparty_id)
+    if kind:
+        query = query.where(Invoice.kind == kind)
+    if status:
+        query = query.where(Invoice.status == status)
+    if starting_after:
+        query = query.where(Invoice.id < starting_after)
+    return list(session.execute(query.order_by(Invoice.id.desc()).limit(limit)).scalars())

@@ -1,0 +1,1 @@
+"""Queued and scheduled jobs."""

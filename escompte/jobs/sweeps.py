@@ -1,0 +1,47 @@
+"""Periodic sweeps. APScheduler only triggers them; each runs under a PostgreSQL
+advisory lock so that, with any number of workers, one runs at a time, and each does
+bounded, idempotent work."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from escompte.api import idempotency
+from escompte.clock import Clock
+from escompte.settings import Settings
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    every: timedelta
+    run: Callable[[Session, Clock, Settings], int]
+
+
+def purge_idempotency_keys(session: Session, clock: Clock, settings: Settings) -> int:
+    return idempotency.purge_expired(
+        session, clock.now(), timedelta(hours=settings.idempotency_ttl_hours)
+    )
+
+
+SWEEPS: list[Sweep] = [
+    Sweep("purge_idempotency_keys", timedelta(minutes=10), purge_idempotency_keys),
+]
+
+
+def run_sweep(
+    sweep: Sweep, factory: sessionmaker[Session], clock: Clock, settings: Settings
+) -> int | None:
+    """Run ``sweep`` unless another process is running it; returns rows touched or None."""
+    lock_key = zlib.crc32(f"escompte.sweep.{sweep.name}".encode())
+    with factory() as session, session.begin():
+        got = session.execute(select(func.pg_try_advisory_xact_lock(lock_key))).scalar()
+        if not got:
+            return None
+        return sweep.run(session, clock, settings)

@@ -1,0 +1,1 @@
+"""financing (see docs/architecture.md): built by its own issue."""

@@ -1,0 +1,1 @@
+"""Alembic environment and versions (imported as ``escompte.migrations``)."""
