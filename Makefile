@@ -15,8 +15,8 @@ test:
 lint: install
 	$(PY)/ruff check .
 
-typecheck: install
-	$(PY)/mypy -p escompte
+typecheck: install  ## mypy runs on the installed link tree, where api/ … sit under escompte/
+	cd build/__editable__.escompte-*/ && $(CURDIR)/$(PY)/mypy --config-file $(CURDIR)/pyproject.toml -p escompte
 
 openapi: install  ## regenerate the committed spec from the app
 	$(PY)/escompte openapi --output openapi/openapi.json

@@ -24,8 +24,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".escompte-install"
-SOURCE_DIRS = ["escompte", "api", "financing", "eligibility", "collections", "connectors",
-               "migrations"]
+SOURCE_DIRS = ["escompte", "api", "financing", "eligibility", "collections", "connectors", "migrations"]
 
 
 def _stamp() -> str:
@@ -53,8 +52,18 @@ def ensure_venv() -> None:
         return
     print("installing Escompte and its dependencies into .venv …", flush=True)
     # strict editable mode: a link tree under build/ that type checkers understand too
-    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", ".[dev]", "--config-settings", "editable_mode=strict")
+    _run(
+        PY,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-e",
+        ".[dev]",
+        "--config-settings",
+        "editable_mode=strict",
+    )
     STAMP.write_text(stamp)
 
 
@@ -64,7 +73,15 @@ def test(extra: list[str]) -> None:
     print("== ruff", flush=True)
     _run(BIN / "ruff", "check", ".", env=env)
     print("== mypy", flush=True)
-    _run(BIN / "mypy", "-p", "escompte", env=env)
+    # Type-check the installed link tree, where api/, collections/ … sit under escompte/.
+    trees = sorted((ROOT / "build").glob("__editable__.escompte-*"))
+    if not trees:
+        sys.exit("the editable link tree is missing: run `python3 bootstrap.py install`")
+    mypy = subprocess.run([str(BIN / "mypy"), "--config-file", str(ROOT / "pyproject.toml"),
+                           "--cache-dir", str(ROOT / ".mypy_cache"), "-p", "escompte"],
+                          cwd=trees[-1], env=env)
+    if mypy.returncode != 0:
+        sys.exit(mypy.returncode)
     print("== pytest", flush=True)
     workers = os.environ.get("ESCOMPTE_TEST_WORKERS", "auto")
     _run(BIN / "pytest", "-n", workers, *extra, env=env)

@@ -11,6 +11,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from escompte.api.problems import problem_response
 from escompte.errors import DomainError, RateLimited
@@ -98,8 +99,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
+    headers = dict(exc.headers) if exc.headers else {}
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}."
+    if exc.status_code == 405:
+        # Starlette reports the methods of the first route matching the path only.
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed here; use {', '.join(allowed)}."
     return problem_response(
         exc.status_code,
         code,
@@ -107,8 +114,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
         detail,
         instance=request.url.path,
         request_id=_request_id(request),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return methods
 
 
 async def integrity_error(request: Request, exc: Exception) -> Response:
@@ -118,17 +134,22 @@ async def integrity_error(request: Request, exc: Exception) -> Response:
     constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
     if isinstance(orig, pg_errors.UniqueViolation):
         return problem_response(
-            409, "conflict", "Conflict",
+            409,
+            "conflict",
+            "Conflict",
             "This object already exists (it may have been created by a concurrent request).",
-            instance=request.url.path, request_id=_request_id(request),
+            instance=request.url.path,
+            request_id=_request_id(request),
             extra={"constraint": constraint},
         )
     log.warning("integrity_error", constraint=constraint, error=str(orig))
     return problem_response(
-        422, "constraint_violation", "Validation failed",
-        "The data breaks a rule of the database"
-        + (f" ({constraint})." if constraint else "."),
-        instance=request.url.path, request_id=_request_id(request),
+        422,
+        "constraint_violation",
+        "Validation failed",
+        "The data breaks a rule of the database" + (f" ({constraint})." if constraint else "."),
+        instance=request.url.path,
+        request_id=_request_id(request),
         extra={"constraint": constraint},
     )
 
@@ -136,9 +157,12 @@ async def integrity_error(request: Request, exc: Exception) -> Response:
 async def data_error(request: Request, exc: Exception) -> Response:
     log.warning("data_error", error=str(getattr(exc, "orig", exc)))
     return problem_response(
-        422, "invalid_value", "Validation failed",
+        422,
+        "invalid_value",
+        "Validation failed",
         "A value cannot be stored as given (out of range or not valid text).",
-        instance=request.url.path, request_id=_request_id(request),
+        instance=request.url.path,
+        request_id=_request_id(request),
     )
 
 
@@ -152,6 +176,8 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
         f"An unexpected error occurred; it was logged with request id {rid}.",
         instance=request.url.path,
         request_id=rid,
+        # this response is sent from outside the request-id middleware
+        headers={"x-request-id": rid} if rid else None,
     )
 
 

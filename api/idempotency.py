@@ -70,8 +70,15 @@ def begin(
     """
     fingerprint = request_fingerprint(method, path, body)
     values = dict(
-        scope=principal.scope, key=key, request_hash=fingerprint, method=method, path=path,
-        response_status=0, response_body=b"", response_content_type="", created_at=now,
+        scope=principal.scope,
+        key=key,
+        request_hash=fingerprint,
+        method=method,
+        path=path,
+        response_status=0,
+        response_body=b"",
+        response_content_type="",
+        created_at=now,
     )
     record_id = session.execute(
         insert(IdempotencyRecord)

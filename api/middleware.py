@@ -12,11 +12,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from escompte.ids import new_id
 
-REQUESTS = Counter(
-    "escompte_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+REQUESTS = Counter("escompte_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "escompte_http_request_duration_seconds", "HTTP request duration", ["method", "route"],
+    "escompte_http_request_duration_seconds",
+    "HTTP request duration",
+    ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 

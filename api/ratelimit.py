@@ -1,7 +1,7 @@
 """A token bucket per API key (per process).
 
 Each API process keeps its own buckets: with N processes behind a load balancer the
-effective limit is up to N × ESCOMPTE_RATE_LIMIT_PER_SECOND. It protects the database
+effective limit is up to N x ESCOMPTE_RATE_LIMIT_PER_SECOND. It protects the database
 from one runaway client; quotas that must be exact across processes belong in PostgreSQL.
 """
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from escompte.api import idempotency
 from escompte.api.deps import resolve_principal
 from escompte.api.problems import problem_responses
-from escompte.errors import DomainError
+from escompte.errors import DomainError, FieldError, ValidationFailed
 
 
 def idempotency_key_header(
@@ -49,8 +50,19 @@ class EscompteRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
+        known_query = _query_names(self.dependant)
 
         async def handler(request: Request) -> Response:
+            unknown = sorted(set(request.query_params) - known_query)
+            if unknown:
+                # A typo such as ?stauts=paid must not silently return everything.
+                raise ValidationFailed(
+                    f"Unknown query parameter(s): {', '.join(unknown)[:200]}.",
+                    [
+                        FieldError(name[:100], "unknown query parameter", code="unknown")
+                        for name in unknown[:10]
+                    ],
+                )
             state = request.app.state
             limiter = getattr(state, "rate_limiter", None)
             if limiter is not None and request.url.path.startswith("/v1/"):
@@ -69,6 +81,13 @@ class EscompteRoute(APIRoute):
                 await run_in_threadpool(session.close)
 
         return handler
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 async def _run(

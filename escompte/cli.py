@@ -30,7 +30,9 @@ err = Console(stderr=True)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Folder of the embedded PostgreSQL (when ESCOMPTE_DATABASE_URL is unset)."),
+    typer.Option(
+        "--data-dir", help="Folder of the embedded PostgreSQL (when ESCOMPTE_DATABASE_URL is unset)."
+    ),
 ]
 
 
@@ -186,7 +188,8 @@ def demo(
         keys = demo_data.demo_keys(session, clock)
     base = f"http://{host}:{port}"
     out = Console()
-    out.print(f"""
+    out.print(
+        f"""
 [bold]Escompte demo[/]
   API docs (interactive):  {base}/docs
   OpenAPI spec:            {base}/openapi.json
@@ -195,7 +198,9 @@ def demo(
   Company key ({keys.company_id}): {keys.company}
 
   Try:  curl -H "Authorization: Bearer {keys.admin}" {base}/v1/companies
-""", soft_wrap=True)
+""",
+        soft_wrap=True,
+    )
     if serve_api:
         _serve(settings, host, port, workers)
 
@@ -224,9 +229,13 @@ def keys_create(
     try:
         with _session(url, settings) as session, session.begin():
             created = create_key(
-                session, SystemClock(), kind=principal_kind,
+                session,
+                SystemClock(),
+                kind=principal_kind,
                 mode=KeyMode.LIVE if live else KeyMode(settings.key_mode),
-                partner_id=partner, company_id=company, description=description,
+                partner_id=partner,
+                company_id=company,
+                description=description,
             )
     except DomainError as exc:
         raise _fail(str(exc)) from None

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 from schwifty import IBAN
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from stdnum import luhn
 from stdnum.fr import siren as std_siren
-from sqlalchemy.orm import Session
 
 from escompte.access import keys
 from escompte.access.principal import Principal
@@ -57,9 +57,10 @@ class DemoKeys:
 
 
 def already_seeded(session: Session) -> bool:
-    return session.execute(
-        select(Company.id).where(Company.legal_name == SMES[0][0]).limit(1)
-    ).first() is not None
+    return (
+        session.execute(select(Company.id).where(Company.legal_name == SMES[0][0]).limit(1)).first()
+        is not None
+    )
 
 
 def seed(session: Session, clock: Clock, rng_seed: int = 2026) -> None:
@@ -71,25 +72,36 @@ def seed(session: Session, clock: Clock, rng_seed: int = 2026) -> None:
         siren = valid_siren(stem)
         iban = IBAN.generate("FR", bank_code=bank + "00001", account_code=f"{rng.randrange(10**10):011d}")
         company = companies.create_company(
-            session, clock, admin,
+            session,
+            clock,
+            admin,
             CompanyCreate(
-                legal_name=name, siren=siren, siret=_siret(siren, rng),
-                vat_number=_fr_vat(siren), iban=str(iban.compact),
+                legal_name=name,
+                siren=siren,
+                siret=_siret(siren, rng),
+                vat_number=_fr_vat(siren),
+                iban=str(iban.compact),
                 contact_email=f"tresorerie@{name.split()[0].lower()}-demo.fr",
                 address=Address(line1=street, postal_code=postal, city=city),
                 partner=partner.id if index > 0 else None,
             ),
         )
         company_principal = Principal(
-            kind=PrincipalKind.COMPANY, key_id="key_demo_seed", mode=KeyMode.TEST,
+            kind=PrincipalKind.COMPANY,
+            key_id="key_demo_seed",
+            mode=KeyMode.TEST,
             company_id=company.id,
         )
         chosen = rng.sample(DEBTORS, k=5)
         for dname, dstem, terms in chosen:
             debtor = companies.create_debtor(
-                session, clock, company_principal,
+                session,
+                clock,
+                company_principal,
                 DebtorCreate(
-                    siren=valid_siren(dstem), legal_name=dname, payment_terms_days=terms,
+                    siren=valid_siren(dstem),
+                    legal_name=dname,
+                    payment_terms_days=terms,
                     contact_email=f"comptabilite@{dname.split()[0].lower()}-demo.fr",
                     vat_number=_fr_vat(valid_siren(dstem)),
                 ),
@@ -98,26 +110,40 @@ def seed(session: Session, clock: Clock, rng_seed: int = 2026) -> None:
                 issue = today - timedelta(days=rng.randint(0, 330))
                 amount = rng.choice([rng.randint(800, 9_000), rng.randint(9_000, 60_000)]) * 100
                 invoice = invoices.create_invoice(
-                    session, clock, company_principal,
+                    session,
+                    clock,
+                    company_principal,
                     InvoiceCreate(
-                        counterparty=debtor.id, kind=InvoiceKind.RECEIVABLE,
+                        counterparty=debtor.id,
+                        kind=InvoiceKind.RECEIVABLE,
                         number=f"F{issue:%Y}-{index + 1}{n:02d}{rng.randint(100, 999)}",
-                        issue_date=issue, due_date=issue + timedelta(days=terms),
+                        issue_date=issue,
+                        due_date=issue + timedelta(days=terms),
                         amount=MoneyIn(amount=amount, currency="EUR"),
                     ),
                 )
                 _age(session, clock, invoice, rng)
         # one supplier invoice per SME, to show payables financing
         supplier = companies.create_debtor(
-            session, clock, company_principal,
-            DebtorCreate(siren=valid_siren(f"6{index}918273"), legal_name="Fournitures Pro Ouest SAS",
-                         payment_terms_days=45),
+            session,
+            clock,
+            company_principal,
+            DebtorCreate(
+                siren=valid_siren(f"6{index}918273"),
+                legal_name="Fournitures Pro Ouest SAS",
+                payment_terms_days=45,
+            ),
         )
         invoices.create_invoice(
-            session, clock, company_principal,
+            session,
+            clock,
+            company_principal,
             InvoiceCreate(
-                counterparty=supplier.id, kind=InvoiceKind.PAYABLE, number=f"FPO-{index}4471",
-                issue_date=today - timedelta(days=10), due_date=today + timedelta(days=35),
+                counterparty=supplier.id,
+                kind=InvoiceKind.PAYABLE,
+                number=f"FPO-{index}4471",
+                issue_date=today - timedelta(days=10),
+                due_date=today + timedelta(days=35),
                 amount=MoneyIn(amount=1_845_600, currency="EUR"),
             ),
         )
@@ -152,14 +178,26 @@ def _fr_vat(siren: str) -> str:
 
 def demo_keys(session: Session, clock: Clock) -> DemoKeys:
     """Fresh keys for this demo run (keys are shown once; the old ones stay valid)."""
-    admin = keys.create_key(session, clock, kind=PrincipalKind.ADMIN, mode=KeyMode.TEST,
-                            description="demo admin")
-    company = session.execute(
-        select(Company).where(Company.legal_name == SMES[1][0])
-    ).scalar_one()
-    partner_key = keys.create_key(session, clock, kind=PrincipalKind.PARTNER, mode=KeyMode.TEST,
-                                  partner_id=company.partner_id, description="demo partner")
-    company_key = keys.create_key(session, clock, kind=PrincipalKind.COMPANY, mode=KeyMode.TEST,
-                                  company_id=company.id, description="demo company")
-    return DemoKeys(admin=admin.secret, partner=partner_key.secret, company=company_key.secret,
-                    company_id=company.id)
+    admin = keys.create_key(
+        session, clock, kind=PrincipalKind.ADMIN, mode=KeyMode.TEST, description="demo admin"
+    )
+    company = session.execute(select(Company).where(Company.legal_name == SMES[1][0])).scalar_one()
+    partner_key = keys.create_key(
+        session,
+        clock,
+        kind=PrincipalKind.PARTNER,
+        mode=KeyMode.TEST,
+        partner_id=company.partner_id,
+        description="demo partner",
+    )
+    company_key = keys.create_key(
+        session,
+        clock,
+        kind=PrincipalKind.COMPANY,
+        mode=KeyMode.TEST,
+        company_id=company.id,
+        description="demo company",
+    )
+    return DemoKeys(
+        admin=admin.secret, partner=partner_key.secret, company=company_key.secret, company_id=company.id
+    )

@@ -51,9 +51,7 @@ def _plausible_date(value: date) -> date:
     return value
 
 
-IsoDate = Annotated[
-    date, BeforeValidator(_iso_date_only), AfterValidator(_plausible_date)
-]
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only), AfterValidator(_plausible_date)]
 
 
 def ref(prefix: str, description: str) -> Any:
@@ -68,9 +66,7 @@ MAX_AMOUNT_CENTS = 100_000_000_000  # 1 bn EUR: far above any SME invoice
 
 def _supported_currency(value: str) -> str:
     if value not in SUPPORTED_CURRENCIES:
-        raise ValueError(
-            f"currency {value} is not supported; Escompte handles EUR only for now"
-        )
+        raise ValueError(f"currency {value} is not supported; Escompte handles EUR only for now")
     return value
 
 

@@ -48,9 +48,7 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = value.replace("postgresql://", "postgresql+psycopg://", 1)
         if not value.startswith("postgresql+psycopg://"):
-            raise ValueError(
-                "must be a PostgreSQL URL such as postgresql+psycopg://user@host:5432/dbname"
-            )
+            raise ValueError("must be a PostgreSQL URL such as postgresql+psycopg://user@host:5432/dbname")
         return value
 
     @field_validator("admin_api_key")

@@ -146,8 +146,11 @@ def settings(db_url: str) -> Settings:
 @pytest.fixture
 def app(settings: Settings, engine: Engine, connection: Connection, clock: FrozenClock) -> FastAPI:
     return create_app(
-        settings, engine=engine, session_factory=lambda: _savepoint_session(connection),  # type: ignore[arg-type]
-        clock=clock, configure_logs=False,
+        settings,
+        engine=engine,
+        session_factory=lambda: _savepoint_session(connection),  # type: ignore[arg-type]
+        clock=clock,
+        configure_logs=False,
     )
 
 

@@ -35,9 +35,10 @@ def company(
     session: Session, clock: Clock, *, partner_id: str | None = None, name: str = "PME SAS"
 ) -> Company:
     return companies.create_company(
-        session, clock, ADMIN,
-        CompanyCreate(legal_name=name, siren=siren(), contact_email="treso@pme.fr",
-                      partner=partner_id),
+        session,
+        clock,
+        ADMIN,
+        CompanyCreate(legal_name=name, siren=siren(), contact_email="treso@pme.fr", partner=partner_id),
     )
 
 
@@ -60,10 +61,15 @@ def invoice(
 ) -> Invoice:
     issue = issue_date or clock.today()
     return invoices.create_invoice(
-        session, clock, ADMIN,
+        session,
+        clock,
+        ADMIN,
         InvoiceCreate(
-            company=company_id, counterparty=debtor_id, kind="receivable",  # type: ignore[arg-type]
-            number=number or f"F-{next(_seq)}", issue_date=issue,
+            company=company_id,
+            counterparty=debtor_id,
+            kind="receivable",  # type: ignore[arg-type]
+            number=number or f"F-{next(_seq)}",
+            issue_date=issue,
             due_date=issue + timedelta(days=days),
             amount=MoneyIn(amount=amount_cents, currency="EUR"),
         ),
@@ -78,8 +84,9 @@ def key(
     company_id: str | None = None,
     partner_id: str | None = None,
 ) -> str:
-    created = keys.create_key(session, clock, kind=kind, mode=KeyMode.TEST,
-                              company_id=company_id, partner_id=partner_id)
+    created = keys.create_key(
+        session, clock, kind=kind, mode=KeyMode.TEST, company_id=company_id, partner_id=partner_id
+    )
     return created.secret
 
 

@@ -57,9 +57,15 @@ class PartnerOut(Resource):
 
 def _key_out(k: ApiKey) -> ApiKeyOut:
     return ApiKeyOut(
-        id=k.id, created_at=k.created_at, kind=k.kind, mode=k.mode,
-        display_prefix=k.display_prefix, description=k.description, partner=k.partner_id,
-        company=k.company_id, revoked_at=k.revoked_at,
+        id=k.id,
+        created_at=k.created_at,
+        kind=k.kind,
+        mode=k.mode,
+        display_prefix=k.display_prefix,
+        description=k.description,
+        partner=k.partner_id,
+        company=k.company_id,
+        revoked_at=k.revoked_at,
     )
 
 
@@ -68,32 +74,38 @@ def _partner_out(p: Partner) -> PartnerOut:
 
 
 @router.post(
-    "/v1/api-keys", status_code=201, response_model=ApiKeyCreated,
-    responses=problem_responses(403, 404), summary="Create an API key (shown once)",
+    "/v1/api-keys",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses=problem_responses(403, 404),
+    summary="Create an API key (shown once)",
 )
 def create_api_key(
     body: ApiKeyCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> ApiKeyCreated:
     created = service.create_key(
-        session, clock, kind=body.kind, mode=body.mode or principal.mode,
-        partner_id=body.partner, company_id=body.company, description=body.description,
+        session,
+        clock,
+        kind=body.kind,
+        mode=body.mode or principal.mode,
+        partner_id=body.partner,
+        company_id=body.company,
+        description=body.description,
         actor=principal,
     )
     return ApiKeyCreated(**_key_out(created.key).model_dump(), secret=created.secret)
 
 
 @router.get("/v1/api-keys", response_model=ListResponse[ApiKeyOut], summary="List API keys")
-def list_api_keys(
-    session: SessionDep, principal: PrincipalDep, page: PageDep
-) -> ListResponse[ApiKeyOut]:
-    rows = service.list_keys(session, principal, limit=page.limit + 1,
-                             starting_after=page.starting_after)
-    return ListResponse(data=[_key_out(k) for k in rows[: page.limit]],
-                        has_more=len(rows) > page.limit)
+def list_api_keys(session: SessionDep, principal: PrincipalDep, page: PageDep) -> ListResponse[ApiKeyOut]:
+    rows = service.list_keys(session, principal, limit=page.limit + 1, starting_after=page.starting_after)
+    return ListResponse(data=[_key_out(k) for k in rows[: page.limit]], has_more=len(rows) > page.limit)
 
 
 @router.get(
-    "/v1/api-keys/{key_id}", response_model=ApiKeyOut, responses=problem_responses(404),
+    "/v1/api-keys/{key_id}",
+    response_model=ApiKeyOut,
+    responses=problem_responses(404),
     summary="Get an API key",
 )
 def get_api_key(key_id: KeyId, session: SessionDep, principal: PrincipalDep) -> ApiKeyOut:
@@ -101,17 +113,20 @@ def get_api_key(key_id: KeyId, session: SessionDep, principal: PrincipalDep) -> 
 
 
 @router.post(
-    "/v1/api-keys/{key_id}/revoke", response_model=ApiKeyOut, responses=problem_responses(404),
+    "/v1/api-keys/{key_id}/revoke",
+    response_model=ApiKeyOut,
+    responses=problem_responses(404),
     summary="Revoke an API key (immediately)",
 )
-def revoke_api_key(
-    key_id: KeyId, session: SessionDep, clock: ClockDep, principal: PrincipalDep
-) -> ApiKeyOut:
+def revoke_api_key(key_id: KeyId, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> ApiKeyOut:
     return _key_out(service.revoke_key(session, clock, principal, key_id))
 
 
 @router.post(
-    "/v1/partners", status_code=201, response_model=PartnerOut, responses=problem_responses(403),
+    "/v1/partners",
+    status_code=201,
+    response_model=PartnerOut,
+    responses=problem_responses(403),
     summary="Register a partner platform (admin)",
 )
 def create_partner(
@@ -123,17 +138,15 @@ def create_partner(
 
 
 @router.get("/v1/partners", response_model=ListResponse[PartnerOut], summary="List partners")
-def list_partners(
-    session: SessionDep, principal: PrincipalDep, page: PageDep
-) -> ListResponse[PartnerOut]:
-    rows = service.list_partners(session, principal, limit=page.limit + 1,
-                                 starting_after=page.starting_after)
-    return ListResponse(data=[_partner_out(p) for p in rows[: page.limit]],
-                        has_more=len(rows) > page.limit)
+def list_partners(session: SessionDep, principal: PrincipalDep, page: PageDep) -> ListResponse[PartnerOut]:
+    rows = service.list_partners(session, principal, limit=page.limit + 1, starting_after=page.starting_after)
+    return ListResponse(data=[_partner_out(p) for p in rows[: page.limit]], has_more=len(rows) > page.limit)
 
 
 @router.get(
-    "/v1/partners/{partner_id}", response_model=PartnerOut, responses=problem_responses(404),
+    "/v1/partners/{partner_id}",
+    response_model=PartnerOut,
+    responses=problem_responses(404),
     summary="Get a partner",
 )
 def get_partner(partner_id: PartnerId, session: SessionDep, principal: PrincipalDep) -> PartnerOut:

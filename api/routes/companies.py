@@ -18,7 +18,9 @@ CompanyId = Annotated[str, Path(pattern=id_pattern("cmp"))]
 
 
 @router.post(
-    "", status_code=201, response_model=CompanyOut,
+    "",
+    status_code=201,
+    response_model=CompanyOut,
     responses=problem_responses(403, 404, 409),
     summary="Onboard an SME",
 )
@@ -29,18 +31,17 @@ def create_company(
 
 
 @router.get("", response_model=ListResponse[CompanyOut], summary="List visible companies")
-def list_companies(
-    session: SessionDep, principal: PrincipalDep, page: PageDep
-) -> ListResponse[CompanyOut]:
+def list_companies(session: SessionDep, principal: PrincipalDep, page: PageDep) -> ListResponse[CompanyOut]:
     rows = service.list_companies(
         session, principal, limit=page.limit + 1, starting_after=page.starting_after
     )
-    return ListResponse(data=[company_out(c) for c in rows[: page.limit]],
-                        has_more=len(rows) > page.limit)
+    return ListResponse(data=[company_out(c) for c in rows[: page.limit]], has_more=len(rows) > page.limit)
 
 
 @router.get(
-    "/{company_id}", response_model=CompanyOut, responses=problem_responses(404),
+    "/{company_id}",
+    response_model=CompanyOut,
+    responses=problem_responses(404),
     summary="Get a company",
 )
 def get_company(company_id: CompanyId, session: SessionDep, principal: PrincipalDep) -> CompanyOut:

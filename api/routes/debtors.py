@@ -18,7 +18,9 @@ DebtorId = Annotated[str, Path(pattern=id_pattern("dbt"))]
 
 
 @router.post(
-    "", status_code=201, response_model=DebtorOut,
+    "",
+    status_code=201,
+    response_model=DebtorOut,
     responses=problem_responses(403, 404, 409),
     summary="Register a counterparty of a company",
 )
@@ -36,15 +38,19 @@ def list_debtors(
     company: Annotated[str | None, Query(pattern=id_pattern("cmp"))] = None,
 ) -> ListResponse[DebtorOut]:
     rows = service.list_debtors(
-        session, principal, company_id=company, limit=page.limit + 1,
+        session,
+        principal,
+        company_id=company,
+        limit=page.limit + 1,
         starting_after=page.starting_after,
     )
-    return ListResponse(data=[debtor_out(d) for d in rows[: page.limit]],
-                        has_more=len(rows) > page.limit)
+    return ListResponse(data=[debtor_out(d) for d in rows[: page.limit]], has_more=len(rows) > page.limit)
 
 
 @router.get(
-    "/{debtor_id}", response_model=DebtorOut, responses=problem_responses(404),
+    "/{debtor_id}",
+    response_model=DebtorOut,
+    responses=problem_responses(404),
     summary="Get a debtor",
 )
 def get_debtor(debtor_id: DebtorId, session: SessionDep, principal: PrincipalDep) -> DebtorOut:

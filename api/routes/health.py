@@ -26,7 +26,9 @@ def healthz() -> Health:
 
 
 @router.get(
-    "/readyz", response_model=Health, responses=problem_responses(503),
+    "/readyz",
+    response_model=Health,
+    responses=problem_responses(503),
     summary="The process can serve: the database answers",
 )
 async def readyz(request: Request) -> Response | Health:
@@ -40,7 +42,10 @@ async def readyz(request: Request) -> Response | Health:
         await run_in_threadpool(ping)
     except Exception as exc:  # any failure means not ready
         return problem_response(
-            503, "not_ready", "Not ready", f"The database does not answer: {type(exc).__name__}",
+            503,
+            "not_ready",
+            "Not ready",
+            f"The database does not answer: {type(exc).__name__}",
         )
     return Health(status="ok")
 

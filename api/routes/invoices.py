@@ -19,7 +19,9 @@ InvoiceId = Annotated[str, Path(pattern=id_pattern("inv"))]
 
 
 @router.post(
-    "", status_code=201, response_model=InvoiceOut,
+    "",
+    status_code=201,
+    response_model=InvoiceOut,
     responses=problem_responses(404, 409),
     summary="Create an invoice",
 )
@@ -40,15 +42,22 @@ def list_invoices(
     status: InvoiceStatus | None = None,
 ) -> ListResponse[InvoiceOut]:
     rows = service.list_invoices(
-        session, principal, company_id=company, counterparty_id=counterparty, kind=kind,
-        status=status, limit=page.limit + 1, starting_after=page.starting_after,
+        session,
+        principal,
+        company_id=company,
+        counterparty_id=counterparty,
+        kind=kind,
+        status=status,
+        limit=page.limit + 1,
+        starting_after=page.starting_after,
     )
-    return ListResponse(data=[invoice_out(i) for i in rows[: page.limit]],
-                        has_more=len(rows) > page.limit)
+    return ListResponse(data=[invoice_out(i) for i in rows[: page.limit]], has_more=len(rows) > page.limit)
 
 
 @router.get(
-    "/{invoice_id}", response_model=InvoiceOut, responses=problem_responses(404),
+    "/{invoice_id}",
+    response_model=InvoiceOut,
+    responses=problem_responses(404),
     summary="Get an invoice",
 )
 def get_invoice(invoice_id: InvoiceId, session: SessionDep, principal: PrincipalDep) -> InvoiceOut:
@@ -56,7 +65,9 @@ def get_invoice(invoice_id: InvoiceId, session: SessionDep, principal: Principal
 
 
 @router.post(
-    "/{invoice_id}/cancel", response_model=InvoiceOut, responses=problem_responses(404, 409),
+    "/{invoice_id}/cancel",
+    response_model=InvoiceOut,
+    responses=problem_responses(404, 409),
     summary="Cancel an open or disputed invoice",
 )
 def cancel_invoice(

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
@@ -37,9 +37,7 @@ def authenticate(session: Session, secret: str | None) -> Principal:
     """Resolve a bearer secret to its principal; unknown or revoked keys are refused alike."""
     if not secret or len(secret) > MAX_KEY_LENGTH or not secret.startswith("esk_"):
         raise Unauthorized("A valid API key is required: Authorization: Bearer esk_…")
-    row = session.execute(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(secret))
-    ).scalar_one_or_none()
+    row = session.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).scalar_one_or_none()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("This API key is unknown or has been revoked.")
     return Principal(
@@ -68,10 +66,13 @@ def create_key(
     Admins create any key; a partner creates keys for the companies it onboarded;
     a company cannot create keys.
     """
-    if actor is not None and not actor.is_admin:
-        if actor.kind is not PrincipalKind.PARTNER or kind is not PrincipalKind.COMPANY:
-            raise Forbidden("Only admins create admin and partner keys; partners create "
-                            "company keys for their own companies.")
+    partner_making_company_key = (
+        actor is not None and actor.kind is PrincipalKind.PARTNER and kind is PrincipalKind.COMPANY
+    )
+    if actor is not None and not actor.is_admin and not partner_making_company_key:
+        raise Forbidden(
+            "Only admins create admin and partner keys; partners create company keys for their own companies."
+        )
     if kind is PrincipalKind.ADMIN:
         if partner_id or company_id:
             raise ValidationFailed(
@@ -126,26 +127,24 @@ def ensure_key(session: Session, clock: Clock, secret: str, kind: PrincipalKind)
     ).scalar_one_or_none()
     if exists is None:
         mode = KeyMode.LIVE if secret.startswith(KEY_PREFIXES[KeyMode.LIVE]) else KeyMode.TEST
-        create_key(session, clock, kind=kind, mode=mode, secret=secret,
-                   description="bootstrap key from settings")
+        create_key(
+            session, clock, kind=kind, mode=mode, secret=secret, description="bootstrap key from settings"
+        )
 
 
-def _visible_keys(principal: Principal | None):  # type: ignore[no-untyped-def]
+def _visible_keys(principal: Principal | None) -> Select[ApiKey]:
     query = select(ApiKey)
     if principal is None or principal.is_admin:
         return query
     if principal.kind is PrincipalKind.COMPANY:
         return query.where(ApiKey.company_id == principal.company_id)
     return query.where(
-        (ApiKey.partner_id == principal.partner_id)
-        | visible_company_ids(principal, ApiKey.company_id)  # type: ignore[arg-type]
+        (ApiKey.partner_id == principal.partner_id) | visible_company_ids(principal, ApiKey.company_id)  # type: ignore[arg-type]
     )
 
 
 def get_key(session: Session, principal: Principal | None, key_id: str) -> ApiKey:
-    key = session.execute(
-        _visible_keys(principal).where(ApiKey.id == key_id)
-    ).scalar_one_or_none()
+    key = session.execute(_visible_keys(principal).where(ApiKey.id == key_id)).scalar_one_or_none()
     if key is None:
         raise NotFound(f"No such API key: {key_id}")
     return key
@@ -164,9 +163,7 @@ def revoke_key(session: Session, clock: Clock, principal: Principal | None, key_
     """Revoke a key (idempotent: revoking a revoked key keeps its first revocation time)."""
     key = get_key(session, principal, key_id)
     session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
+        update(ApiKey).where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None)).values(revoked_at=clock.now())
     )
     session.refresh(key)
     return key

@@ -32,9 +32,7 @@ class Principal:
         return f"admin:{self.key_id}"
 
 
-def visible_company_ids(
-    principal: Principal, column: InstrumentedAttribute[str]
-) -> ColumnElement[bool]:
+def visible_company_ids(principal: Principal, column: InstrumentedAttribute[str]) -> ColumnElement[bool]:
     """A WHERE clause keeping only rows whose company ``column`` the caller may see.
 
     Admins see every company, a partner the companies it onboarded, a company itself.

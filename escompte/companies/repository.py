@@ -9,9 +9,7 @@ from escompte.models import Company, Debtor
 
 def company_by_siren(session: Session, partner_id: str | None, siren: str) -> Company | None:
     query = select(Company).where(Company.siren == siren)
-    query = query.where(
-        Company.partner_id == partner_id if partner_id else Company.partner_id.is_(None)
-    )
+    query = query.where(Company.partner_id == partner_id if partner_id else Company.partner_id.is_(None))
     return session.execute(query).scalar_one_or_none()
 
 

@@ -51,29 +51,52 @@ def _vat(value: str) -> str:
 
 Siren = Annotated[
     str,
-    Field(pattern=r"^[0-9]{9}$", description="SIREN: 9 digits, Luhn check digit.",
-          examples=["732829320"]),
+    Field(
+        pattern=r"^[0-9]{9}$",
+        description="SIREN: 9 digits, Luhn check digit.",
+        examples=["732829320"],
+        json_schema_extra={"format": "fr-siren"},
+    ),
     AfterValidator(_siren),
 ]
 Siret = Annotated[
     str,
-    Field(pattern=r"^[0-9]{14}$", description="SIRET: 14 digits, Luhn check digit.",
-          examples=["73282932000074"]),
+    Field(
+        pattern=r"^[0-9]{14}$",
+        description="SIRET: 14 digits, Luhn check digit.",
+        examples=["73282932000074"],
+        json_schema_extra={"format": "fr-siret"},
+    ),
     AfterValidator(_siret),
 ]
 Iban = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{2}[0-9A-Za-z ]{2,40}$", examples=["FR1420041010050500013M02606"]),
+    Field(
+        pattern=r"^[A-Z]{2}[0-9A-Za-z ]{2,40}$",
+        examples=["FR1420041010050500013M02606"],
+        description="IBAN (ISO 13616, mod-97 checked); spaces allowed.",
+        json_schema_extra={"format": "iban"},
+    ),
     AfterValidator(_iban),
 ]
 Bic = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$", examples=["BNPAFRPP"]),
+    Field(
+        pattern=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$",
+        examples=["BNPAFRPP"],
+        description="BIC (ISO 9362).",
+        json_schema_extra={"format": "bic"},
+    ),
     AfterValidator(_bic),
 ]
 VatNumber = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{2}[0-9A-Za-z+*. ]{2,16}$", examples=["FR40303265045"]),
+    Field(
+        pattern=r"^[A-Z]{2}[0-9A-Za-z+*. ]{2,16}$",
+        examples=["FR40303265045"],
+        description="EU VAT number, checked; a French one must end with the SIREN.",
+        json_schema_extra={"format": "eu-vat"},
+    ),
     AfterValidator(_vat),
 ]
 Email = Annotated[EmailStr, Field(max_length=254)]
@@ -97,6 +120,7 @@ class CompanyCreate(InputModel):
     contact_email: Email
     address: Address | None = None
     partner: ref("prt", "Admins only: the partner this SME belongs to.") | None = None  # type: ignore[valid-type]
+
 
 class AddressOut(BaseModel):
     line1: str
@@ -126,9 +150,12 @@ class DebtorCreate(InputModel):
     vat_number: VatNumber | None = None
     contact_email: Email | None = None
     payment_terms_days: int = Field(
-        default=30, ge=0, le=365,
+        default=30,
+        ge=0,
+        le=365,
         description="Days from issue to due date when an invoice carries no due date.",
     )
+
 
 class DebtorOut(Resource):
     object: Literal["debtor"] = "debtor"
@@ -148,18 +175,36 @@ def valid_siren(rng_digits: str) -> str:
 def company_out(c: Any) -> CompanyOut:
     address = None
     if c.address_line1:
-        address = AddressOut(line1=c.address_line1, line2=c.address_line2,
-                             postal_code=c.postal_code, city=c.city, country=c.country)
+        address = AddressOut(
+            line1=c.address_line1,
+            line2=c.address_line2,
+            postal_code=c.postal_code,
+            city=c.city,
+            country=c.country,
+        )
     return CompanyOut(
-        id=c.id, created_at=c.created_at, legal_name=c.legal_name, siren=c.siren, siret=c.siret,
-        vat_number=c.vat_number, iban=c.iban, bic=c.bic, contact_email=c.contact_email,
-        address=address, partner=c.partner_id,
+        id=c.id,
+        created_at=c.created_at,
+        legal_name=c.legal_name,
+        siren=c.siren,
+        siret=c.siret,
+        vat_number=c.vat_number,
+        iban=c.iban,
+        bic=c.bic,
+        contact_email=c.contact_email,
+        address=address,
+        partner=c.partner_id,
     )
 
 
 def debtor_out(d: Any) -> DebtorOut:
     return DebtorOut(
-        id=d.id, created_at=d.created_at, company=d.company_id, siren=d.siren,
-        legal_name=d.legal_name, vat_number=d.vat_number, contact_email=d.contact_email,
+        id=d.id,
+        created_at=d.created_at,
+        company=d.company_id,
+        siren=d.siren,
+        legal_name=d.legal_name,
+        vat_number=d.vat_number,
+        contact_email=d.contact_email,
         payment_terms_days=d.payment_terms_days,
     )

@@ -22,9 +22,7 @@ def _check_vat(vat: str | None, siren: str) -> None:
         )
 
 
-def create_company(
-    session: Session, clock: Clock, principal: Principal, data: CompanyCreate
-) -> Company:
+def create_company(session: Session, clock: Clock, principal: Principal, data: CompanyCreate) -> Company:
     if principal.kind is PrincipalKind.COMPANY:
         raise Forbidden("A company key cannot create companies.")
     if data.siret and data.siret[:9] != data.siren:
@@ -104,9 +102,7 @@ def list_companies(
     return repository.list_companies(session, principal, limit=limit, starting_after=starting_after)
 
 
-def create_debtor(
-    session: Session, clock: Clock, principal: Principal, data: DebtorCreate
-) -> Debtor:
+def create_debtor(session: Session, clock: Clock, principal: Principal, data: DebtorCreate) -> Debtor:
     company = company_for_write(session, principal, data.company)
     _check_vat(data.vat_number, data.siren)
     if data.siren == company.siren:

@@ -34,7 +34,7 @@ def start(data_dir: Path, database: str = "escompte") -> str:
 
     server = _servers.get(pg_dir)
     if server is None:
-        server = pgserver.get_server(str(pg_dir), cleanup_mode="stop")
+        server = pgserver.get_server(str(pg_dir), cleanup_mode="stop")  # type: ignore[attr-defined]
         _servers[pg_dir] = server
     uri: str = server.get_uri()
     base = uri.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -64,7 +64,9 @@ def stop(data_dir: Path) -> bool:
         return False
     import pgserver
 
-    pgserver.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pg_dir, user="pgserver")
+    pgserver.pg_ctl(  # type: ignore[attr-defined]
+        ["-w", "stop", "-m", "fast"], pgdata=pg_dir, user="pgserver"
+    )
     handles = pg_dir / ".handle_pids.json"
     if handles.exists():
         handles.unlink()

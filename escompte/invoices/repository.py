@@ -7,9 +7,7 @@ from escompte.access.principal import Principal, visible_company_ids
 from escompte.models import Invoice, InvoiceKind, InvoiceStatus
 
 
-def invoice_by_number(
-    session: Session, company_id: str, debtor_id: str, number: str
-) -> Invoice | None:
+def invoice_by_number(session: Session, company_id: str, debtor_id: str, number: str) -> Invoice | None:
     return session.execute(
         select(Invoice).where(
             Invoice.company_id == company_id,

@@ -14,9 +14,7 @@ from escompte.invoices.schemas import InvoiceCreate
 from escompte.models import Invoice, InvoiceKind, InvoiceStatus
 
 
-def create_invoice(
-    session: Session, clock: Clock, principal: Principal, data: InvoiceCreate
-) -> Invoice:
+def create_invoice(session: Session, clock: Clock, principal: Principal, data: InvoiceCreate) -> Invoice:
     company = company_for_write(session, principal, data.company)
     if data.due_date < data.issue_date:
         raise ValidationFailed(
@@ -69,9 +67,7 @@ def get_invoice(session: Session, principal: Principal, invoice_id: str) -> Invo
     return invoice
 
 
-def cancel_invoice(
-    session: Session, clock: Clock, principal: Principal, invoice_id: str
-) -> Invoice:
+def cancel_invoice(session: Session, clock: Clock, principal: Principal, invoice_id: str) -> Invoice:
     invoice = repository.get_visible(session, principal, invoice_id, for_update=True)
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id}")

@@ -25,9 +25,7 @@ def can_transition(current: InvoiceStatus, target: InvoiceStatus) -> bool:
     return target in ALLOWED[current]
 
 
-def transition_to(
-    session: Session, invoice: Invoice, target: InvoiceStatus, at: datetime
-) -> Invoice:
+def transition_to(session: Session, invoice: Invoice, target: InvoiceStatus, at: datetime) -> Invoice:
     """Move ``invoice`` to ``target`` with compare-and-set; a 409 if not allowed or raced."""
     current = invoice.status
     if not can_transition(current, target):
@@ -42,8 +40,6 @@ def transition_to(
         .returning(Invoice.id)
     )
     if result.scalar_one_or_none() is None:
-        raise InvalidTransition(
-            f"Invoice {invoice.id} changed while this request ran; read it again."
-        )
+        raise InvalidTransition(f"Invoice {invoice.id} changed while this request ran; read it again.")
     session.refresh(invoice)
     return invoice

@@ -52,8 +52,14 @@ def enqueue(
     invariant(kind in _HANDLERS, f"no handler for job kind {kind}")
     now = clock.now()
     job = Job(
-        id=new_id("job"), kind=kind, payload=payload or {}, status=JobStatus.QUEUED,
-        run_at=run_at or now, attempts=0, max_attempts=max_attempts, created_at=now,
+        id=new_id("job"),
+        kind=kind,
+        payload=payload or {},
+        status=JobStatus.QUEUED,
+        run_at=run_at or now,
+        attempts=0,
+        max_attempts=max_attempts,
+        created_at=now,
     )
     session.add(job)
     session.flush()
@@ -108,18 +114,30 @@ def run_due(factory: sessionmaker[Session], clock: Clock, limit: int = 20) -> in
             with factory() as session, session.begin():
                 fn(session, clock, job.payload)
                 session.execute(
-                    update(Job).where(Job.id == job.id).values(
-                        status=JobStatus.SUCCEEDED, finished_at=clock.now(), locked_until=None,
+                    update(Job)
+                    .where(Job.id == job.id)
+                    .values(
+                        status=JobStatus.SUCCEEDED,
+                        finished_at=clock.now(),
+                        locked_until=None,
                         last_error=None,
                     )
                 )
         except Exception as exc:
             final = job.attempts >= job.max_attempts
-            log.warning("job_failed", job_id=job.id, kind=job.kind, attempts=job.attempts,
-                        final=final, error=repr(exc))
+            log.warning(
+                "job_failed",
+                job_id=job.id,
+                kind=job.kind,
+                attempts=job.attempts,
+                final=final,
+                error=repr(exc),
+            )
             with factory() as session, session.begin():
                 session.execute(
-                    update(Job).where(Job.id == job.id).values(
+                    update(Job)
+                    .where(Job.id == job.id)
+                    .values(
                         status=JobStatus.FAILED if final else JobStatus.QUEUED,
                         run_at=clock.now() + _backoff(job.attempts),
                         locked_until=None,

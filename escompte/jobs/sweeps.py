@@ -25,9 +25,7 @@ class Sweep:
 
 
 def purge_idempotency_keys(session: Session, clock: Clock, settings: Settings) -> int:
-    return idempotency.purge_expired(
-        session, clock.now(), timedelta(hours=settings.idempotency_ttl_hours)
-    )
+    return idempotency.purge_expired(session, clock.now(), timedelta(hours=settings.idempotency_ttl_hours))
 
 
 SWEEPS: list[Sweep] = [
@@ -35,9 +33,7 @@ SWEEPS: list[Sweep] = [
 ]
 
 
-def run_sweep(
-    sweep: Sweep, factory: sessionmaker[Session], clock: Clock, settings: Settings
-) -> int | None:
+def run_sweep(sweep: Sweep, factory: sessionmaker[Session], clock: Clock, settings: Settings) -> int | None:
     """Run ``sweep`` unless another process is running it; returns rows touched or None."""
     lock_key = zlib.crc32(f"escompte.sweep.{sweep.name}".encode())
     with factory() as session, session.begin():

@@ -33,11 +33,18 @@ def run_worker(
     scheduler = BlockingScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
-    scheduler.add_job(drain, "interval", seconds=poll_seconds, args=[factory, clock, stop],
-                      id="queue", name="job queue")
+    scheduler.add_job(
+        drain, "interval", seconds=poll_seconds, args=[factory, clock, stop], id="queue", name="job queue"
+    )
     for sweep in SWEEPS:
-        scheduler.add_job(run_sweep, "interval", seconds=sweep.every.total_seconds(),
-                          args=[sweep, factory, clock, settings], id=sweep.name, name=sweep.name)
+        scheduler.add_job(
+            run_sweep,
+            "interval",
+            seconds=sweep.every.total_seconds(),
+            args=[sweep, factory, clock, settings],
+            id=sweep.name,
+            name=sweep.name,
+        )
     log.info("worker_started", sweeps=[s.name for s in SWEEPS])
     try:
         scheduler.start()

@@ -32,8 +32,8 @@ def str_enum(enum: type[StrEnum], name: str) -> Enum:
     )
 
 
-def id_column(**kwargs: object) -> Mapped[str]:
-    return mapped_column(String(40), primary_key=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+def id_column() -> Mapped[str]:
+    return mapped_column(String(40), primary_key=True)
 
 
 def created_at_column() -> Mapped[datetime]:

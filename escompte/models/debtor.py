@@ -16,9 +16,7 @@ class Debtor(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "siren"),
         CheckConstraint("siren ~ '^[0-9]{9}$'", name="siren_format"),
-        CheckConstraint(
-            "payment_terms_days BETWEEN 0 AND 365", name="payment_terms_days_range"
-        ),
+        CheckConstraint("payment_terms_days BETWEEN 0 AND 365", name="payment_terms_days_range"),
         Index(None, "company_id", "id"),
     )
 

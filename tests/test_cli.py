@@ -1,0 +1,77 @@
+"""The command line, run as a real process against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from escompte.access.keys import hash_key
+from escompte.models import ApiKey, Company
+
+BIN = Path(sys.executable).parent / "escompte"
+
+
+def _run(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "ESCOMPTE_DATABASE_URL": db_url,
+        "ESCOMPTE_LOG_FORMAT": "console",
+        **(env or {}),
+    }
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def test_keys_create_prints_only_the_key(db_url: str, committed_engine: Engine) -> None:
+    r = _run(db_url, "keys", "create", "--kind", "admin")
+    assert r.returncode == 0, r.stderr
+    secret = r.stdout.strip()
+    assert secret.startswith("esk_test_") and "\n" not in secret
+    with Session(committed_engine) as s:
+        key = s.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).scalar_one()
+        assert key.kind == "admin"
+    revoked = _run(db_url, "keys", "revoke", key.id)
+    assert revoked.returncode == 0, revoked.stderr
+    with Session(committed_engine) as s:
+        assert s.get(ApiKey, key.id).revoked_at is not None  # type: ignore[union-attr]
+
+
+def test_keys_create_refuses_bad_input_readably(db_url: str, committed_engine: Engine) -> None:
+    r = _run(db_url, "keys", "create", "--kind", "root")
+    assert r.returncode == 2 and "--kind must be" in r.stderr and r.stdout == ""
+    r = _run(db_url, "keys", "create", "--kind", "company", "--company", "cmp_nope")
+    assert r.returncode == 2 and "No such company" in r.stderr
+    r = _run(db_url, "keys", "create", "--kind", "company")
+    assert r.returncode == 2 and "needs a company" in r.stderr
+
+
+def test_wrong_setting_is_named_at_start(db_url: str) -> None:
+    r = _run(db_url, "keys", "create", "--kind", "admin", env={"ESCOMPTE_DATABASE_URL": "mysql://x"})
+    assert r.returncode == 2
+    assert "ESCOMPTE_DATABASE_URL" in r.stderr
+
+
+def test_demo_seeds_once_and_prints_keys(db_url: str, committed_engine: Engine) -> None:
+    r = _run(db_url, "demo", "--no-serve")
+    assert r.returncode == 0, r.stderr
+    assert "http://127.0.0.1:8000/docs" in r.stdout
+    assert "esk_test_" in r.stdout
+    with Session(committed_engine) as s:
+        companies = s.execute(select(Company)).scalars().all()
+    assert len(companies) == 3
+    again = _run(db_url, "demo", "--no-serve")
+    assert again.returncode == 0
+    with Session(committed_engine) as s:
+        assert len(s.execute(select(Company)).scalars().all()) == 3
+
+
+def test_openapi_command_writes_the_spec(tmp_path: Path, db_url: str) -> None:
+    out = tmp_path / "spec.json"
+    r = _run(db_url, "openapi", "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["info"]["title"] == "Escompte API"
