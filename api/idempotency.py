@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from escompte.access.principal import Principal
-from escompte.errors import FieldError, ValidationFailed, invariant
+from escompte.errors import FieldError, IdempotencyKeyReused, ValidationFailed, invariant
 from escompte.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -98,7 +98,7 @@ def begin(
         session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id))
         return begin(session, principal, key, method, path, body, now, ttl)
     if existing.request_hash != fingerprint:
-        raise ValidationFailed(
+        raise IdempotencyKeyReused(
             f"This Idempotency-Key was already used for another request "
             f"({existing.method} {existing.path} with a different body). "
             "Use a new key for a new request.",

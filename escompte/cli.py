@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -104,6 +105,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
     if not _port_free(host, port):
         raise _fail(f"{host}:{port} is already in use; choose another with --port.")
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # /metrics then adds up the samples of every API process
+        metrics_dir = settings.data_dir.resolve() / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
         "escompte.api.app:create_app",
         factory=True,
@@ -210,7 +217,7 @@ def keys_create(
     kind: Annotated[str, typer.Option(help="admin, partner or company.")],
     company: Annotated[str | None, typer.Option(help="Company id (company keys).")] = None,
     partner: Annotated[str | None, typer.Option(help="Partner id (partner keys).")] = None,
-    live: Annotated[bool, typer.Option("--live/--test", help="Key mode.")] = False,
+    mode: Annotated[str | None, typer.Option(help="test or live (default: ESCOMPTE_KEY_MODE, test).")] = None,
     description: Annotated[str | None, typer.Option()] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -224,6 +231,8 @@ def keys_create(
         principal_kind = PrincipalKind(kind)
     except ValueError:
         raise _fail("--kind must be admin, partner or company") from None
+    if mode not in (None, "test", "live"):
+        raise _fail("--mode must be test or live")
     settings = _settings(data_dir)
     url = _database_url(settings)
     try:
@@ -232,7 +241,7 @@ def keys_create(
                 session,
                 SystemClock(),
                 kind=principal_kind,
-                mode=KeyMode.LIVE if live else KeyMode(settings.key_mode),
+                mode=KeyMode(mode or settings.key_mode),
                 partner_id=partner,
                 company_id=company,
                 description=description,
@@ -241,6 +250,41 @@ def keys_create(
         raise _fail(str(exc)) from None
     sys.stdout.write(created.secret + "\n")
     err.print(f"created {created.key.id} ({principal_kind}); store the key now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List keys (never their secrets), newest first."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from escompte.models import ApiKey
+
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    columns = ("id", "kind", "mode", "prefix", "owner", "created", "revoked")
+    rows = []
+    with _session(url, settings) as session:
+        for k in session.execute(select(ApiKey).order_by(ApiKey.id.desc()).limit(1000)).scalars():
+            rows.append(
+                (
+                    k.id,
+                    str(k.kind),
+                    str(k.mode),
+                    k.display_prefix + "…",
+                    k.company_id or k.partner_id or "",
+                    f"{k.created_at:%Y-%m-%d %H:%M}",
+                    f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+                )
+            )
+    if not sys.stdout.isatty():  # scripts get tab-separated lines
+        for row in (columns, *rows):
+            sys.stdout.write("\t".join(row) + "\n")
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
 
 
 @keys_app.command("revoke")

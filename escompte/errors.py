@@ -66,6 +66,12 @@ class ValidationFailed(DomainError):
     title = "Validation failed"
 
 
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key reused"
+
+
 class RateLimited(DomainError):
     status = 429
     code = "rate_limited"

@@ -75,3 +75,14 @@ def test_openapi_command_writes_the_spec(tmp_path: Path, db_url: str) -> None:
     r = _run(db_url, "openapi", "--output", str(out))
     assert r.returncode == 0, r.stderr
     assert json.loads(out.read_text())["info"]["title"] == "Escompte API"
+
+
+def test_keys_list_and_mode(db_url: str, committed_engine: Engine) -> None:
+    live = _run(db_url, "keys", "create", "--kind", "admin", "--mode", "live")
+    assert live.returncode == 0 and live.stdout.startswith("esk_live_")
+    listed = _run(db_url, "keys", "list")
+    assert listed.returncode == 0
+    assert live.stdout.strip()[:16] in listed.stdout
+    assert live.stdout.strip() not in listed.stdout
+    bad = _run(db_url, "keys", "create", "--kind", "admin", "--mode", "prod")
+    assert bad.returncode == 2 and "--mode" in bad.stderr

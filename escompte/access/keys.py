@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
@@ -122,14 +123,21 @@ def create_key(
 
 def ensure_key(session: Session, clock: Clock, secret: str, kind: PrincipalKind) -> None:
     """Register a key given by the operator (ESCOMPTE_ADMIN_API_KEY) if it is new."""
-    exists = session.execute(
-        select(ApiKey.id).where(ApiKey.key_hash == hash_key(secret))
-    ).scalar_one_or_none()
-    if exists is None:
-        mode = KeyMode.LIVE if secret.startswith(KEY_PREFIXES[KeyMode.LIVE]) else KeyMode.TEST
-        create_key(
-            session, clock, kind=kind, mode=mode, secret=secret, description="bootstrap key from settings"
+    mode = KeyMode.LIVE if secret.startswith(KEY_PREFIXES[KeyMode.LIVE]) else KeyMode.TEST
+    # ON CONFLICT: several processes starting together with the same key must all succeed.
+    session.execute(
+        insert(ApiKey)
+        .values(
+            id=new_id("key"),
+            kind=kind,
+            mode=mode,
+            key_hash=hash_key(secret),
+            display_prefix=secret[:16],
+            description="bootstrap key from settings",
+            created_at=clock.now(),
         )
+        .on_conflict_do_nothing(index_elements=["key_hash"])
+    )
 
 
 def _visible_keys(principal: Principal | None) -> Select[ApiKey]:

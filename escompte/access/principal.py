@@ -26,10 +26,10 @@ class Principal:
     def scope(self) -> str:
         """The tenant this caller acts for (idempotency keys and rate limits are per scope)."""
         if self.kind is PrincipalKind.COMPANY:
-            return f"company:{self.company_id}"
+            return f"{self.mode}:company:{self.company_id}"
         if self.kind is PrincipalKind.PARTNER:
-            return f"partner:{self.partner_id}"
-        return f"admin:{self.key_id}"
+            return f"{self.mode}:partner:{self.partner_id}"
+        return f"{self.mode}:admin:{self.key_id}"
 
 
 def visible_company_ids(principal: Principal, column: InstrumentedAttribute[str]) -> ColumnElement[bool]:

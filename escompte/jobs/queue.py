@@ -76,6 +76,21 @@ class Claimed:
 
 
 def claim(session: Session, now: datetime, limit: int) -> list[Claimed]:
+    # A worker that died during a job's last attempt left it running: fail it for good.
+    session.execute(
+        update(Job)
+        .where(
+            Job.status == JobStatus.RUNNING,
+            Job.locked_until < now,
+            Job.attempts >= Job.max_attempts,
+        )
+        .values(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            locked_until=None,
+            last_error="lease expired during the last attempt (the worker stopped?)",
+        )
+    )
     due = (
         select(Job.id)
         .where(

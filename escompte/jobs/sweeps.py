@@ -24,8 +24,19 @@ class Sweep:
     run: Callable[[Session, Clock, Settings], int]
 
 
+PURGE_BATCH = 10_000
+PURGE_MAX_PER_RUN = 500_000
+
+
 def purge_idempotency_keys(session: Session, clock: Clock, settings: Settings) -> int:
-    return idempotency.purge_expired(session, clock.now(), timedelta(hours=settings.idempotency_ttl_hours))
+    ttl = timedelta(hours=settings.idempotency_ttl_hours)
+    total = 0
+    while total < PURGE_MAX_PER_RUN:
+        deleted = idempotency.purge_expired(session, clock.now(), ttl, batch=PURGE_BATCH)
+        total += deleted
+        if deleted < PURGE_BATCH:
+            break
+    return total
 
 
 SWEEPS: list[Sweep] = [

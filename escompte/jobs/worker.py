@@ -6,6 +6,7 @@ sweeps take an advisory lock.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import structlog
@@ -26,9 +27,15 @@ def drain(factory: sessionmaker[Session], clock: Clock, stop: threading.Event) -
         pass
 
 
+def _quiet_scheduler_logs() -> None:
+    # APScheduler logs every run at INFO ("Running job …"): once a second is noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
 def run_worker(
     factory: sessionmaker[Session], clock: Clock, settings: Settings, poll_seconds: float = 1.0
 ) -> None:
+    _quiet_scheduler_logs()
     stop = threading.Event()
     scheduler = BlockingScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}

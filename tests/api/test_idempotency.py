@@ -69,6 +69,7 @@ class TestIdempotencyKey:
         assert r.status_code == 422
         assert r.json()["errors"][0]["field"] == "Idempotency-Key"
         assert "already used" in r.json()["detail"]
+        assert r.json()["type"] == "urn:escompte:problem:idempotency_key_reused"
         assert _invoices(session) == count
 
     def test_same_key_other_endpoint_is_refused(self, client: TestClient, world: World) -> None:

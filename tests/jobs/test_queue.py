@@ -130,3 +130,18 @@ def test_sweep_runs_in_one_process_at_a_time(committed_engine: Engine, clock: Fr
         holder.rollback()
         holder.execute(text("SELECT pg_advisory_unlock_all()"))
     assert run_sweep(sweep, factory, clock, settings) == 0
+
+
+def test_job_whose_last_attempt_died_is_failed(committed_engine: Engine, clock: FrozenClock) -> None:
+    factory = make_session_factory(committed_engine)
+    with factory() as s, s.begin():
+        job_id = queue.enqueue(s, clock, "test.count", {"n": "last"}, max_attempts=1).id
+    with factory() as s, s.begin():
+        assert len(queue.claim(s, clock.now(), 10)) == 1  # the only attempt; the worker dies
+    clock.advance(queue.LEASE + timedelta(seconds=1))
+    assert queue.run_due(factory, clock) == 0
+    with factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.status is JobStatus.FAILED
+        assert "lease expired" in (job.last_error or "")
+    assert RUNS["last"] == 0
