@@ -21,12 +21,12 @@ bearer = HTTPBearer(
 )
 
 
-def get_session(request: Request) -> Session:
+async def get_session(request: Request) -> Session:  # async: no thread hop
     session: Session = request.state.session
     return session
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
@@ -56,7 +56,7 @@ class Page:
     starting_after: str | None
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 20,
     starting_after: Annotated[
         str | None,

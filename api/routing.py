@@ -73,12 +73,13 @@ class EscompteRoute(APIRoute):
             session: Session = state.session_factory()
             request.state.session = session
             try:
-                return await _run(request, session, original)
+                response, record_id = await _run(request, session, original)
             except BaseException:
-                await run_in_threadpool(session.rollback)
+                await run_in_threadpool(_finish, session, None, None)
                 raise
-            finally:
-                await run_in_threadpool(session.close)
+            # One thread hop: record the response to replay, commit (or roll back), close.
+            await run_in_threadpool(_finish, session, response, record_id)
+            return response
 
         return handler
 
@@ -90,11 +91,24 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
+def _finish(session: Session, response: Response | None, record_id: int | None) -> None:
+    """End the request's transaction: commit a success, roll back anything else."""
+    try:
+        if response is None or response.status_code >= 400 or response.headers.get("Idempotent-Replayed"):
+            session.rollback()
+            return
+        if record_id is not None:
+            idempotency.complete(session, record_id, response)
+        session.commit()
+    finally:
+        session.close()
+
+
 async def _run(
     request: Request,
     session: Session,
     original: Callable[[Request], Coroutine[Any, Any, Response]],
-) -> Response:
+) -> tuple[Response, int | None]:
     record_id: int | None = None
     key = request.headers.get(idempotency.HEADER)
     if request.method == "POST" and key is not None:
@@ -118,13 +132,5 @@ async def _run(
                 timedelta(hours=settings.idempotency_ttl_hours),
             )
             if replay is not None:
-                await run_in_threadpool(session.rollback)
-                return replay
-    response = await original(request)
-    if response.status_code >= 400:
-        await run_in_threadpool(session.rollback)
-        return response
-    if record_id is not None:
-        await run_in_threadpool(idempotency.complete, session, record_id, response)
-    await run_in_threadpool(session.commit)
-    return response
+                return replay, None
+    return await original(request), record_id

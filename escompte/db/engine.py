@@ -9,7 +9,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # a round trip per checkout; connections are recycled instead
+        pool_recycle=1800,
         pool_timeout=10,
         connect_args={"connect_timeout": 10, "application_name": "escompte"},
     )
