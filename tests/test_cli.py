@@ -86,3 +86,47 @@ def test_keys_list_and_mode(db_url: str, committed_engine: Engine) -> None:
     assert live.stdout.strip() not in listed.stdout
     bad = _run(db_url, "keys", "create", "--kind", "admin", "--mode", "prod")
     assert bad.returncode == 2 and "--mode" in bad.stderr
+
+
+def test_two_workers_run_and_sweep(db_url: str, committed_engine: Engine) -> None:
+    """`escompte worker` runs for real; two at once are fine; the purge sweep runs at start."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from escompte.models import IdempotencyRecord
+
+    with Session(committed_engine) as s, s.begin():
+        s.add(
+            IdempotencyRecord(
+                scope="test:company:x",
+                key="expired",
+                request_hash="h",
+                method="POST",
+                path="/v1/x",
+                response_status=201,
+                response_body=b"{}",
+                response_content_type="application/json",
+                created_at=datetime.now(UTC) - timedelta(days=3),
+            )
+        )
+    env = {**os.environ, "ESCOMPTE_DATABASE_URL": db_url}
+    workers = [
+        subprocess.Popen(
+            [str(BIN), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        remaining = 1
+        while remaining and time.monotonic() < deadline:
+            time.sleep(0.3)
+            with Session(committed_engine) as s:
+                remaining = len(s.execute(select(IdempotencyRecord)).scalars().all())
+        assert remaining == 0
+        assert all(w.poll() is None for w in workers), "a worker exited"
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(10)

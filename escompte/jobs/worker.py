@@ -51,6 +51,7 @@ def run_worker(
             args=[sweep, factory, clock, settings],
             id=sweep.name,
             name=sweep.name,
+            next_run_time=clock.now(),  # once at start, then every interval
         )
     log.info("worker_started", sweeps=[s.name for s in SWEEPS])
     try:
