@@ -160,7 +160,8 @@ class DebtorCreate(InputModel):
 class DebtorOut(Resource):
     object: Literal["debtor"] = "debtor"
     company: str
-    siren: str
+    siren: str | None = Field(description="Null while the debtor is only known from the books.")
+    aux_account_num: str | None = Field(description="Its auxiliary account in the seller's books (FEC).")
     legal_name: str
     vat_number: str | None
     contact_email: str | None
@@ -203,6 +204,7 @@ def debtor_out(d: Any) -> DebtorOut:
         created_at=d.created_at,
         company=d.company_id,
         siren=d.siren,
+        aux_account_num=d.aux_account_num,
         legal_name=d.legal_name,
         vat_number=d.vat_number,
         contact_email=d.contact_email,

@@ -15,6 +15,9 @@ class Debtor(Base):
     __tablename__ = "debtors"
     __table_args__ = (
         UniqueConstraint("company_id", "siren"),
+        # debtors found in the books are known by their auxiliary account until a SIREN is
+        # learnt (e-invoice, the SME, the partner)
+        UniqueConstraint("company_id", "aux_account_num"),
         CheckConstraint("siren ~ '^[0-9]{9}$'", name="siren_format"),
         CheckConstraint("payment_terms_days BETWEEN 0 AND 365", name="payment_terms_days_range"),
         Index(None, "company_id", "id"),
@@ -22,7 +25,8 @@ class Debtor(Base):
 
     id: Mapped[str] = id_column()
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"))
-    siren: Mapped[str] = mapped_column(String(9))
+    siren: Mapped[str | None] = mapped_column(String(9))
+    aux_account_num: Mapped[str | None] = mapped_column(String(40))
     legal_name: Mapped[str] = mapped_column(String(200))
     vat_number: Mapped[str | None] = mapped_column(String(20))
     contact_email: Mapped[str | None] = mapped_column(String(254))
