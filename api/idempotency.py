@@ -31,6 +31,7 @@ from escompte.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _KEY_RE = re.compile(KEY_PATTERN)
+_BOUNDARY = re.compile(r"multipart/[\w-]+;.*boundary=(\"?[^\";]+\"?)", re.IGNORECASE)
 
 
 def check_key(key: str) -> str:
@@ -42,11 +43,17 @@ def check_key(key: str) -> str:
     return key
 
 
-def request_fingerprint(method: str, path: str, body: bytes) -> str:
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
-        canonical = body
+def request_fingerprint(method: str, path: str, body: bytes, content_type: str = "") -> str:
+    """What makes two requests "the same": method, path and the body — JSON compared as
+    canonical JSON, multipart with its (random) boundary taken out, anything else as bytes."""
+    boundary = _BOUNDARY.search(content_type or "")
+    if boundary:
+        canonical = body.replace(boundary.group(1).strip('"').encode("latin-1"), b"--boundary--")
+    else:
+        try:
+            canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        except (ValueError, UnicodeDecodeError):
+            canonical = body
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), canonical):
         digest.update(len(part).to_bytes(8, "big"))
@@ -63,12 +70,13 @@ def begin(
     body: bytes,
     now: datetime,
     ttl: timedelta,
+    content_type: str = "",
 ) -> tuple[int | None, Response | None]:
     """Claim the key for this request, or return the response to replay.
 
     Returns (record id to complete, None) for a fresh key, (None, response) for a replay.
     """
-    fingerprint = request_fingerprint(method, path, body)
+    fingerprint = request_fingerprint(method, path, body, content_type)
     values = dict(
         scope=principal.scope,
         key=key,
@@ -96,7 +104,7 @@ def begin(
     if existing.created_at < now - ttl:
         # Expired but not purged yet: the key is free again.
         session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id))
-        return begin(session, principal, key, method, path, body, now, ttl)
+        return begin(session, principal, key, method, path, body, now, ttl, content_type)
     if existing.request_hash != fingerprint:
         raise IdempotencyKeyReused(
             f"This Idempotency-Key was already used for another request "

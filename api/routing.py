@@ -130,6 +130,7 @@ async def _run(
                 body,
                 request.app.state.clock.now(),
                 timedelta(hours=settings.idempotency_ttl_hours),
+                request.headers.get("content-type", ""),
             )
             if replay is not None:
                 return replay, None

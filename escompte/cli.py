@@ -319,6 +319,87 @@ def partners_create(name: str, data_dir: DataDir = None) -> None:
     sys.stdout.write(partner.id + "\n")
 
 
+@app.command("import")
+def import_file(
+    path: Annotated[Path, typer.Argument(help="The file to import.")],
+    company: Annotated[str | None, typer.Option(help="Company id (not for sirene/bodacc).")] = None,
+    kind: Annotated[str | None, typer.Option(help="File type; detected when omitted.")] = None,
+    options: Annotated[str | None, typer.Option(help="JSON options, e.g. a bank CSV mapping.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Import a file (FEC, Factur-X, CII, UBL, camt.053, OFX, CSV, lifecycle, SIRENE, BODACC)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from escompte.clock import SystemClock
+    from escompte.connectors import service
+    from escompte.errors import DomainError
+    from escompte.models import ImportKind, ImportStatus
+
+    if not path.is_file():
+        raise _fail(f"{path}: no such file")
+    try:
+        import_kind = ImportKind(kind) if kind else None
+    except ValueError:
+        raise _fail(f"--kind must be one of: {', '.join(k.value for k in ImportKind)}") from None
+    try:
+        parsed_options = json.loads(options) if options else {}
+    except ValueError:
+        raise _fail("--options must be a JSON object") from None
+    if not isinstance(parsed_options, dict):
+        raise _fail("--options must be a JSON object")
+    settings = _settings(data_dir)
+    url = _database_url(settings)
+    clock = SystemClock()
+    size = path.stat().st_size
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    try:
+        with (
+            _session(url, settings) as session,
+            session.begin(),
+            path.open("rb") as stream,
+            Progress(*columns, console=err) as bar,
+        ):
+            stored = bar.add_task("storing", total=size)
+            data_import = service.receive(
+                session,
+                clock,
+                None,
+                company_id=company,
+                filename=path.name,
+                stream=stream,
+                kind=import_kind,
+                options=parsed_options,
+            )
+            bar.update(stored, completed=size)
+            running = bar.add_task(f"importing {data_import.kind.value}", total=size)
+            service.process(
+                session,
+                clock,
+                data_import,
+                progress=lambda done, total: bar.update(running, completed=done, total=total),
+            )
+            bar.update(running, completed=size)
+    except DomainError as exc:
+        details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+        raise _fail(f"{exc}" + (f" ({details})" if details else "")) from None
+    out = Console()
+    if data_import.status is ImportStatus.FAILED:
+        out.print(
+            f"[bold red]{data_import.id}: refused[/] — {data_import.error_count} error(s), nothing imported"
+        )
+        for issue in data_import.errors[:20]:
+            where = f"line {issue['line']}" if issue.get("line") else (issue.get("path") or "")
+            out.print(f"  {where}: {issue['message']}")
+        raise typer.Exit(1)
+    note = f" (same file as {data_import.duplicate_of})" if data_import.duplicate_of else ""
+    by_type = ", ".join(f"{k}: {v}" for k, v in (data_import.counts or {}).items())
+    out.print(
+        f"[green]{data_import.id}: {data_import.kind.value} imported{note}[/] — created "
+        f"{data_import.created_count}, updated {data_import.updated_count}, unchanged "
+        f"{data_import.unchanged_count}" + (f" ({by_type})" if by_type else "")
+    )
+
+
 @db_app.command("stop")
 def db_stop(data_dir: DataDir = None) -> None:
     """Stop the embedded PostgreSQL of --data-dir (also after a crash left stale pids)."""

@@ -93,7 +93,8 @@ def db_url() -> Iterator[str]:
     server_url = os.environ[SERVER_ENV]
     template = os.environ[TEMPLATE_ENV]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"{template.split('_tpl_')[0]}_test_{worker}"
+    # the pid keeps concurrent test runs on one server apart
+    name = f"{template.split('_tpl_')[0]}_test_{worker}_{os.getpid()}"
     engine = _admin_engine(server_url)
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import InstrumentedAttribute
@@ -32,7 +33,7 @@ class Principal:
         return f"{self.mode}:admin:{self.key_id}"
 
 
-def visible_company_ids(principal: Principal, column: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+def visible_company_ids(principal: Principal, column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
     """A WHERE clause keeping only rows whose company ``column`` the caller may see.
 
     Admins see every company, a partner the companies it onboarded, a company itself.

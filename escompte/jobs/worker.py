@@ -6,6 +6,7 @@ sweeps take an advisory lock.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 
@@ -32,10 +33,20 @@ def _quiet_scheduler_logs() -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+# Modules whose @handler job kinds a worker runs.
+TASK_MODULES = ("escompte.connectors.tasks",)
+
+
+def load_task_modules() -> None:
+    for name in TASK_MODULES:
+        importlib.import_module(name)
+
+
 def run_worker(
     factory: sessionmaker[Session], clock: Clock, settings: Settings, poll_seconds: float = 1.0
 ) -> None:
     _quiet_scheduler_logs()
+    load_task_modules()
     stop = threading.Event()
     scheduler = BlockingScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
