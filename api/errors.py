@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from escompte.api.problems import problem_response
-from escompte.errors import DomainError, RateLimited
+from escompte.errors import DomainError, FieldError, RateLimited
 
 log = structlog.get_logger("escompte.api")
 
@@ -63,10 +63,19 @@ async def domain_error(request: Request, exc: Exception) -> Response:
         exc.detail,
         instance=request.url.path,
         request_id=_request_id(request),
-        errors=[{"field": e.field, "message": e.message, "code": e.code} for e in exc.errors],
+        errors=[_field_error(e) for e in exc.errors],
         extra=exc.extra,
         headers=headers,
     )
+
+
+def _field_error(e: FieldError) -> dict[str, Any]:
+    item: dict[str, Any] = {"field": e.field, "message": e.message, "code": e.code}
+    if e.line is not None:
+        item["line"] = e.line
+    if e.path is not None:
+        item["path"] = e.path
+    return item
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:

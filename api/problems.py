@@ -14,6 +14,8 @@ class ProblemFieldError(BaseModel):
     field: str = Field(description="Dotted path of the failing field, e.g. amount.currency.")
     message: str
     code: str
+    line: int | None = Field(default=None, description="Line of an uploaded file.")
+    path: str | None = Field(default=None, description="XML path / JSON pointer in an uploaded file.")
 
 
 class Problem(BaseModel):
@@ -40,7 +42,7 @@ def problem_response(
     *,
     instance: str | None = None,
     request_id: str | None = None,
-    errors: list[dict[str, str]] | None = None,
+    errors: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
@@ -64,6 +66,7 @@ _DESCRIPTIONS = {
     403: "The key may not do this.",
     404: "No such object, or not visible to this key.",
     409: "Conflicts with the current state (duplicate, illegal state transition).",
+    413: "The request body is larger than the limit.",
     422: "Invalid input; `errors[]` names each failing field.",
     429: "Too many requests; retry after the delay in Retry-After.",
     500: "Unexpected error (logged with the request id).",

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from escompte.api import idempotency
 from escompte.api.deps import resolve_principal
 from escompte.api.problems import problem_responses
-from escompte.errors import DomainError, FieldError, ValidationFailed
+from escompte.errors import DomainError, FieldError, PayloadTooLarge, ValidationFailed
 
 
 def idempotency_key_header(
@@ -64,6 +64,7 @@ class EscompteRoute(APIRoute):
                     ],
                 )
             state = request.app.state
+            _check_length(request, state.settings.max_upload_bytes)
             limiter = getattr(state, "rate_limiter", None)
             if limiter is not None and request.url.path.startswith("/v1/"):
                 identity = request.headers.get("authorization") or (
@@ -82,6 +83,16 @@ class EscompteRoute(APIRoute):
             return response
 
         return handler
+
+
+def _check_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"The request body is {int(declared) // (1024 * 1024)} MiB; the limit is "
+            f"{limit // (1024 * 1024)} MiB.",
+            [FieldError("body", "too large", code="too_large")],
+        )
 
 
 def _query_names(dependant: Dependant) -> set[str]:

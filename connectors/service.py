@@ -24,7 +24,7 @@ from escompte.companies.service import company_for_write
 from escompte.connectors.base import Handler, ImportContext, ImportRefused
 from escompte.connectors.detect import SNIFF_BYTES, detect_kind
 from escompte.connectors.registry import RECONCILE_AFTER, handler_for
-from escompte.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from escompte.errors import FieldError, FileRejected, Forbidden, NotFound, ValidationFailed
 from escompte.ids import new_id
 from escompte.models import (
     REGISTRY_KINDS,
@@ -277,6 +277,27 @@ def process(
     if company is not None and data_import.kind in RECONCILE_AFTER:
         _reconcile(session, clock, company.id)
     return data_import
+
+
+def rejection(data_import: DataImport) -> FileRejected:
+    """The problem to answer when a file processed within the request is refused."""
+    issues = data_import.errors or []
+    first = issues[0]["message"] if issues else "invalid file"
+    return FileRejected(
+        f"{data_import.filename} was refused as {data_import.kind.value}: "
+        f"{data_import.error_count} error(s), nothing was imported. First: {first}",
+        [
+            FieldError(
+                field=i.get("field") or "file",
+                message=i["message"],
+                code="invalid_content",
+                line=i.get("line"),
+                path=i.get("path"),
+            )
+            for i in issues
+        ],
+        extra={"kind": data_import.kind.value, "error_count": data_import.error_count},
+    )
 
 
 def _fail(data_import: DataImport, clock: Clock, errors: list[dict[str, Any]], total: int) -> None:

@@ -379,18 +379,15 @@ def import_file(
                 progress=lambda done, total: bar.update(running, completed=done, total=total),
             )
             bar.update(running, completed=size)
+            if data_import.status is ImportStatus.FAILED:
+                raise service.rejection(data_import)  # rolls the whole import back
     except DomainError as exc:
-        details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
-        raise _fail(f"{exc}" + (f" ({details})" if details else "")) from None
+        err.print(f"[bold red]error:[/] {exc}")
+        for e in exc.errors[:20]:
+            where = f"line {e.line}" if e.line else (e.path or e.field)
+            err.print(f"  {where}: {e.message}")
+        raise typer.Exit(1 if exc.code == "file_rejected" else 2) from None
     out = Console()
-    if data_import.status is ImportStatus.FAILED:
-        out.print(
-            f"[bold red]{data_import.id}: refused[/] — {data_import.error_count} error(s), nothing imported"
-        )
-        for issue in data_import.errors[:20]:
-            where = f"line {issue['line']}" if issue.get("line") else (issue.get("path") or "")
-            out.print(f"  {where}: {issue['message']}")
-        raise typer.Exit(1)
     note = f" (same file as {data_import.duplicate_of})" if data_import.duplicate_of else ""
     by_type = ", ".join(f"{k}: {v}" for k, v in (data_import.counts or {}).items())
     out.print(

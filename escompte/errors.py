@@ -15,6 +15,8 @@ class FieldError:
     field: str
     message: str
     code: str = "invalid"
+    line: int | None = None  # for errors inside an uploaded file
+    path: str | None = None  # XML path or JSON pointer inside an uploaded file
 
 
 @dataclass
@@ -70,6 +72,20 @@ class IdempotencyKeyReused(DomainError):
     status = 422
     code = "idempotency_key_reused"
     title = "Idempotency-Key reused"
+
+
+class FileRejected(DomainError):
+    """An uploaded file is invalid; ``errors`` says what and where (line or path)."""
+
+    status = 422
+    code = "file_rejected"
+    title = "File rejected"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
 
 
 class RateLimited(DomainError):

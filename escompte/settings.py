@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # If set, this exact admin key is registered at start-up (bootstrap for deployments).
     admin_api_key: str | None = None
 
+    # Request bodies (file uploads included) above this are refused with 413 up front.
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024, le=4 * 1024**3)
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
     rate_limit_per_second: float = Field(default=50.0, gt=0, le=100_000)
     rate_limit_burst: int = Field(default=200, ge=1, le=1_000_000)

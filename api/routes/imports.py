@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -20,6 +20,7 @@ from escompte.ids import id_pattern
 from escompte.jobs import queue
 from escompte.models import REGISTRY_KINDS, ImportKind, ImportStatus
 from escompte.schemas import ListResponse
+from escompte.settings import Settings
 
 router = APIRouter(tags=["imports"], route_class=EscompteRoute)
 
@@ -35,7 +36,7 @@ OPTIONS_HELP = 'A JSON object, e.g. the column mapping of a bank CSV: {"mapping"
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"description": "Processed now (small file): see status, counts and errors."},
     202: {"description": "Queued for a worker (large file): poll GET /v1/imports/{id}.", "model": ImportOut},
-    **problem_responses(403, 404),
+    **problem_responses(403, 404, 413),
 }
 
 
@@ -56,6 +57,7 @@ def _options(raw: str | None) -> dict[str, Any]:
 def _import(
     session: Any,
     clock: Clock,
+    settings: Settings,
     principal: Any,
     company_id: str | None,
     upload: UploadFile,
@@ -71,10 +73,14 @@ def _import(
         stream=upload.file,
         kind=kind,
         options=options,
+        max_bytes=settings.max_upload_bytes,
     )
     if data_import.status is ImportStatus.QUEUED:
         if data_import.size_bytes <= service.INLINE_MAX_BYTES:
-            service.process(session, clock, data_import)
+            processed = service.process(session, clock, data_import)
+            if processed.status is ImportStatus.FAILED:
+                # processed now: refuse the call itself; nothing (not even the import) is kept
+                raise service.rejection(data_import)
         else:
             queue.enqueue(session, clock, tasks.RUN_IMPORT, {"import_id": data_import.id})
             return JSONResponse(import_out(data_import).model_dump(mode="json"), status_code=202)
@@ -89,6 +95,7 @@ def _import(
     summary="Import a file of the company's data",
 )
 async def create_import(
+    request: Request,
     company_id: CompanyId,
     session: SessionDep,
     clock: ClockDep,
@@ -105,7 +112,15 @@ async def create_import(
             [FieldError("kind", "not a company file")],
         )
     return await run_in_threadpool(
-        _import, session, clock, principal, company_id, file, kind, _options(options)
+        _import,
+        session,
+        clock,
+        request.app.state.settings,
+        principal,
+        company_id,
+        file,
+        kind,
+        _options(options),
     )
 
 
@@ -117,6 +132,7 @@ async def create_import(
     summary="Import a SIRENE or BODACC extract (admin)",
 )
 async def create_registry_import(
+    request: Request,
     session: SessionDep,
     clock: ClockDep,
     principal: PrincipalDep,
@@ -128,7 +144,9 @@ async def create_registry_import(
             "Only sirene and bodacc extracts are imported here.",
             [FieldError("kind", "must be sirene or bodacc")],
         )
-    return await run_in_threadpool(_import, session, clock, principal, None, file, kind, {})
+    return await run_in_threadpool(
+        _import, session, clock, request.app.state.settings, principal, None, file, kind, {}
+    )
 
 
 @router.get(

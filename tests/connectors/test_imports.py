@@ -250,7 +250,14 @@ class TestImportRoutes:
         job = session.execute(select(Job).where(Job.kind == tasks.RUN_IMPORT)).scalar_one()
         assert job.payload == {"import_id": r.json()["id"]}
 
-    def test_multipart_replay_with_idempotency_key(self, client: TestClient, world: World) -> None:
+    def test_multipart_replay_with_idempotency_key(
+        self, client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from escompte.connectors import registry
+
+        monkeypatch.setitem(
+            registry.HANDLERS, ImportKind.FEC, "tests.connectors.test_imports:writing_handler"
+        )
         headers = {**world.a.headers, "Idempotency-Key": "upload-1"}
         files = {"file": ("x.bin", b"\x00 undetectable", "application/octet-stream")}
         data = {"kind": "sirene"}
@@ -264,3 +271,45 @@ class TestImportRoutes:
         assert one.status_code in (201, 202)
         assert two.content == one.content
         assert two.headers["idempotent-replayed"] == "true"
+
+
+class TestRejectedFiles:
+    def test_inline_refusal_is_a_422_problem_and_keeps_nothing(
+        self, client: TestClient, session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from escompte.connectors import registry
+
+        monkeypatch.setitem(
+            registry.HANDLERS, ImportKind.FEC, "tests.connectors.test_imports:refusing_handler"
+        )
+        before = _debtors(session)
+        files = {"file": ("a.txt", FEC_HEAD + b"x\ny\n", "text/plain")}
+        r = client.post(f"/v1/companies/{world.a.company.id}/imports", files=files, headers=world.a.headers)
+        assert r.status_code == 422, r.text
+        problem = r.json()
+        assert problem["type"] == "urn:escompte:problem:file_rejected"
+        assert problem["errors"][0] == {
+            "field": "Debit",
+            "message": "line 2 is wrong",
+            "code": "invalid_content",
+            "line": 2,
+        }
+        assert _debtors(session) == before
+        assert client.get("/v1/imports", headers=world.a.headers).json()["data"] == []
+
+    def test_oversized_upload_is_413_before_reading(
+        self, client: TestClient, app: object, world: World
+    ) -> None:
+        app.state.settings = app.state.settings.model_copy(update={"max_upload_bytes": 1024 * 1024})  # type: ignore[attr-defined]
+        files = {"file": ("big.txt", FEC_HEAD + b"x" * (1024 * 1024 + 1), "text/plain")}
+        r = client.post(f"/v1/companies/{world.a.company.id}/imports", files=files, headers=world.a.headers)
+        assert r.status_code == 413
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+def refusing_handler(ctx: ImportContext) -> ImportOutcome:
+    return _writing_handler((2,))(ctx)  # type: ignore[no-any-return]
+
+
+def writing_handler(ctx: ImportContext) -> ImportOutcome:
+    return _writing_handler()(ctx)  # type: ignore[no-any-return]
