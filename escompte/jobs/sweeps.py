@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from escompte.api import idempotency
@@ -39,8 +39,31 @@ def purge_idempotency_keys(session: Session, clock: Clock, settings: Settings) -
     return total
 
 
+IMPORT_FILE_RETENTION = timedelta(days=30)
+
+
+def purge_import_files(session: Session, clock: Clock, settings: Settings) -> int:
+    """Drop the stored bytes of imports finished more than 30 days ago (the import record,
+    its counts and errors stay). Bounded: 2,000 chunks (2 GiB at most) per run."""
+    result = session.execute(
+        text(
+            """
+            DELETE FROM import_file_chunks c
+            WHERE (c.import_id, c.seq) IN (
+                SELECT c2.import_id, c2.seq
+                FROM import_file_chunks c2 JOIN imports i ON i.id = c2.import_id
+                WHERE i.finished_at < :before
+                LIMIT 2000)
+            """
+        ),
+        {"before": clock.now() - IMPORT_FILE_RETENTION},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 SWEEPS: list[Sweep] = [
     Sweep("purge_idempotency_keys", timedelta(minutes=10), purge_idempotency_keys),
+    Sweep("purge_import_files", timedelta(hours=1), purge_import_files),
 ]
 
 

@@ -145,3 +145,39 @@ def test_job_whose_last_attempt_died_is_failed(committed_engine: Engine, clock: 
         assert job is not None and job.status is JobStatus.FAILED
         assert "lease expired" in (job.last_error or "")
     assert RUNS["last"] == 0
+
+
+def test_purge_import_files_keeps_recent_ones(committed_engine: Engine, clock: FrozenClock) -> None:
+    import io
+
+    from escompte.connectors import service
+    from escompte.jobs.sweeps import purge_import_files
+    from escompte.models import ImportFile
+    from tests import factories as f
+
+    factory = make_session_factory(committed_engine)
+    settings = Settings(database_url="postgresql+psycopg://x@y/z")
+    with factory() as s, s.begin():
+        company = f.company(s, clock)
+        old = service.receive(
+            s,
+            clock,
+            None,
+            company_id=company.id,
+            filename="old",
+            stream=io.BytesIO(b"JournalCode\tJournalLib\told"),
+        )
+        old.finished_at = clock.now() - timedelta(days=31)
+        new = service.receive(
+            s,
+            clock,
+            None,
+            company_id=company.id,
+            filename="new",
+            stream=io.BytesIO(b"JournalCode\tJournalLib\tnew"),
+        )
+        new.finished_at = clock.now() - timedelta(days=1)
+    with factory() as s, s.begin():
+        assert purge_import_files(s, clock, settings) == 1
+    with factory() as s:
+        assert [c.import_id for c in s.execute(select(ImportFile)).scalars()] == [new.id]
