@@ -86,6 +86,21 @@ def pytest_configure(config: pytest.Config) -> None:
         base = "escompte"
     os.environ[SERVER_ENV] = server_url
     os.environ[TEMPLATE_ENV] = _ensure_template(server_url, base)
+    _drop_leftovers(server_url, base)
+
+
+def _drop_leftovers(server_url: str, base: str) -> None:
+    """Drop test databases of runs that were killed (their pid is gone)."""
+    engine = _admin_engine(server_url)
+    with engine.connect() as conn:
+        names = conn.execute(
+            text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": f"{base}_test_%"}
+        ).scalars()
+        for name in list(names):
+            pid = name.rsplit("_", 1)[-1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
