@@ -27,6 +27,7 @@ from escompte.models import (
     InvoiceSource,
     InvoiceStatus,
 )
+from escompte.money import format_cents
 
 DEFAULT_PAYMENT_TERMS_DAYS = 30  # L441-10: 30 days when nothing is agreed (see docs)
 
@@ -156,8 +157,8 @@ def upsert_invoice(
     differences = []
     if existing.amount_cents != facts.amount_cents or existing.currency != facts.currency:
         differences.append(
-            f"amount {existing.amount_cents / 100:.2f} {existing.currency} known, "
-            f"{facts.amount_cents / 100:.2f} {facts.currency} in this file"
+            f"amount {format_cents(existing.amount_cents, existing.currency)} known, "
+            f"{format_cents(facts.amount_cents, facts.currency)} in this file"
         )
     if existing.kind != facts.kind:
         differences.append(f"kind {existing.kind} known, {facts.kind} in this file")

@@ -57,3 +57,10 @@ def round_cents(value: Decimal) -> int:
     The one rounding helper for money: never ``round()``, which rounds half to even.
     """
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def format_cents(amount_cents: int, currency: str = "EUR") -> str:
+    """1234567 → "12,345.67 EUR" (for messages; exact, no float)."""
+    sign = "-" if amount_cents < 0 else ""
+    units, cents = divmod(abs(amount_cents), 100)
+    return f"{sign}{units:,}.{cents:02d} {currency}"

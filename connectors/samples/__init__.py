@@ -1,0 +1,1 @@
+"""Sample files (bank statements …) written for tests, benchmarks and the demo."""
