@@ -9,7 +9,6 @@ already imported (same company, kind and SHA-256) creates an import marked
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 from collections.abc import Callable
 from typing import IO, Any
@@ -311,10 +310,8 @@ def _fail(data_import: DataImport, clock: Clock, errors: list[dict[str, Any]], t
 
 def _reconcile(session: Session, clock: Clock, company_id: str) -> None:
     """New credits or open invoices: match them now (own savepoint: never undoes the import)."""
-    try:
-        reconciliation = importlib.import_module("escompte.connectors.reconciliation")
-    except ModuleNotFoundError:  # TEMPORARY until reconciliation lands
-        return
+    from escompte.connectors import reconciliation
+
     try:
         with session.begin_nested():
             reconciliation.reconcile(session, clock, company_id)
