@@ -502,6 +502,7 @@ class ReconciliationStats:
     by_rule: dict[str, int] = field(default_factory=dict)  # credits per deciding rule
     skipped_concurrent: int = 0  # credits left for the next run: their rows changed meanwhile
     rounds: int = 0
+    booked: int = 0  # credits the books already record (linked to their bank line in the FEC)
 
 
 def lock_company(session: Session, company_id: str) -> None:
@@ -510,6 +511,54 @@ def lock_company(session: Session, company_id: str) -> None:
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
         {"key": f"escompte:reconciliation:{company_id}"},
     )
+
+
+BOOKED_WINDOW_DAYS = 5
+_LINK_BOOKED = text(
+    """
+    WITH candidates AS (
+        SELECT t.id AS tx, b.id AS line, abs(t.booking_date - b.entry_date) AS distance
+        FROM bank_transactions t
+        JOIN book_lines b
+          ON b.company_id = t.company_id AND b.account_num LIKE '512%'
+         AND b.debit_cents = t.amount_cents
+         AND b.entry_date BETWEEN t.booking_date - :window AND t.booking_date + :window
+        WHERE t.company_id = :company AND t.amount_cents > 0 AND t.match_status = 'unmatched'
+          AND t.book_line_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM bank_transactions used WHERE used.book_line_id = b.id)
+          AND EXISTS (
+              SELECT 1 FROM book_lines settled
+              WHERE settled.company_id = b.company_id AND settled.journal_code = b.journal_code
+                AND settled.entry_num = b.entry_num AND settled.account_num LIKE '411%'
+                AND coalesce(settled.lettering, '') <> '')
+    ), ranked AS (
+        SELECT tx, line,
+               row_number() OVER (PARTITION BY tx ORDER BY distance, line) AS for_tx,
+               row_number() OVER (PARTITION BY line ORDER BY distance, tx) AS for_line
+        FROM candidates
+    )
+    UPDATE bank_transactions t
+    SET book_line_id = r.line, match_status = 'matched', matched_cents = t.amount_cents
+    FROM ranked r
+    WHERE t.id = r.tx AND r.for_tx = 1 AND r.for_line = 1
+    """
+)
+
+
+def link_booked_credits(session: Session, company_id: str) -> int:
+    """Credits the SME's books already record — a bank line (512 debit) of the same
+    amount within a few days, in an entry that settled invoices by lettering — are the
+    money the books' payments came from: link them and take them off the queue rather
+    than paying an invoice twice. Mutually closest pairs first, one line per credit."""
+    linked = 0
+    for _ in range(5):  # each round pairs mutually closest credit and line; bounded
+        count = int(
+            session.execute(_LINK_BOOKED, {"company": company_id, "window": BOOKED_WINDOW_DAYS}).rowcount or 0
+        )  # type: ignore[attr-defined]
+        linked += count
+        if count == 0:
+            break
+    return linked
 
 
 def reconcile(
@@ -524,6 +573,7 @@ def reconcile(
     stats = ReconciliationStats(company_id=company_id)
     session.flush()
     lock_company(session, company_id)
+    stats.booked = link_booked_credits(session, company_id)
     credits = _load_credits(session, company_id, transaction_ids)
     stats.credits_examined = len(credits)
     if not credits:

@@ -309,12 +309,15 @@ def _fail(data_import: DataImport, clock: Clock, errors: list[dict[str, Any]], t
 
 
 def _reconcile(session: Session, clock: Clock, company_id: str) -> None:
-    """New credits or open invoices: match them now (own savepoint: never undoes the import)."""
-    from escompte.connectors import reconciliation
+    """New credits or open invoices: match them now, then refresh the debtors' payment
+    behaviour (own savepoint: a failure here never undoes the import)."""
+    from escompte.connectors import behaviour, reconciliation
 
     try:
         with session.begin_nested():
             reconciliation.reconcile(session, clock, company_id)
+            # payments from the books or e-invoicing statuses move debtors' history too
+            behaviour.compute_debtor_behaviour(session, clock, company_id)
     except Exception:
         log.exception("reconciliation_failed", company_id=company_id)
 

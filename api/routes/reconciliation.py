@@ -85,6 +85,7 @@ class ReconciliationRunOut(BaseModel):
     by_rule: dict[str, int] = Field(
         description="Credits per deciding rule: reference, amount_payer, several_invoices."
     )
+    booked: int = Field(description="Credits the SME's books already record (linked to their FEC bank line).")
 
 
 class DebtorBehaviourOut(BaseModel):
@@ -179,6 +180,7 @@ def run_reconciliation(
         allocated=[money(c, cur) for cur, c in sorted(stats.allocated_cents.items())],
         invoices_updated=stats.invoices_updated,
         by_rule=dict(sorted(stats.by_rule.items())),
+        booked=stats.booked,
     )
 
 

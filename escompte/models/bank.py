@@ -91,6 +91,9 @@ class BankTransaction(Base):
     structured_reference: Mapped[str | None] = mapped_column(String(64))  # e.g. RF creditor ref
     end_to_end_id: Mapped[str | None] = mapped_column(String(64))
     bank_code: Mapped[str | None] = mapped_column(String(40))  # bank transaction code
+    # The line of the SME's books (a 512 bank account line) recording this same movement,
+    # when the books already settled invoices with it (FEC lettering).
+    book_line_id: Mapped[int | None] = mapped_column(ForeignKey("book_lines.id"), unique=True)
     match_status: Mapped[MatchStatus] = mapped_column(str_enum(MatchStatus, "match_status"))
     matched_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = created_at_column()

@@ -454,9 +454,26 @@ def upgrade() -> None:
     op.add_column("invoices", sa.Column("lifecycle_status_code", sa.Integer(), nullable=True))
     op.add_column("invoices", sa.Column("lifecycle_status", sa.String(length=40), nullable=True))
     op.create_foreign_key(op.f("fk_invoices_import_id_imports"), "invoices", "imports", ["import_id"], ["id"])
+    # bank lines the SME's books already record (created after both tables exist)
+    op.add_column("bank_transactions", sa.Column("book_line_id", sa.BigInteger(), nullable=True))
+    op.create_unique_constraint(
+        op.f("uq_bank_transactions_book_line_id"), "bank_transactions", ["book_line_id"]
+    )
+    op.create_foreign_key(
+        op.f("fk_bank_transactions_book_line_id_book_lines"),
+        "bank_transactions",
+        "book_lines",
+        ["book_line_id"],
+        ["id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_constraint(
+        op.f("fk_bank_transactions_book_line_id_book_lines"), "bank_transactions", type_="foreignkey"
+    )
+    op.drop_constraint(op.f("uq_bank_transactions_book_line_id"), "bank_transactions", type_="unique")
+    op.drop_column("bank_transactions", "book_line_id")
     op.drop_constraint(op.f("fk_invoices_import_id_imports"), "invoices", type_="foreignkey")
     op.drop_column("invoices", "lifecycle_status")
     op.drop_column("invoices", "lifecycle_status_code")
