@@ -17,7 +17,6 @@ from escompte.connectors.samples.bank import SampleEntry, camt053_xml
 from escompte.connectors.samples.einvoice import SampleInvoice, SampleParty, cii_xml
 from escompte.connectors.samples.fec import FecEntry, FecLine, write_fec
 from escompte.models import BankTransaction, BookLine, DataImport, Debtor, Invoice
-from tests import factories as f
 from tests.api.conftest import World
 
 TABLES = (DataImport, Invoice, Debtor, BookLine, BankTransaction)
