@@ -552,9 +552,8 @@ def link_booked_credits(session: Session, company_id: str) -> int:
     than paying an invoice twice. Mutually closest pairs first, one line per credit."""
     linked = 0
     for _ in range(5):  # each round pairs mutually closest credit and line; bounded
-        count = int(
-            session.execute(_LINK_BOOKED, {"company": company_id, "window": BOOKED_WINDOW_DAYS}).rowcount or 0
-        )  # type: ignore[attr-defined]
+        result = session.execute(_LINK_BOOKED, {"company": company_id, "window": BOOKED_WINDOW_DAYS})
+        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
         linked += count
         if count == 0:
             break

@@ -72,8 +72,10 @@ def _bad_files(world: World) -> Iterator[tuple[str, str, bytes]]:
         "XML with an external entity",
         "f.xml",
         (
-            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-            b'<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100">'
+            b'<?xml version="1.0"?>'
+            b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            b'<rsm:CrossIndustryInvoice xmlns:rsm="'
+            b'urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100">'
             b"&x;</rsm:CrossIndustryInvoice>"
         ),
     )
