@@ -71,6 +71,7 @@ from escompte.connectors.base import MAX_ERRORS_KEPT, ImportContext, ImportOutco
 from escompte.connectors.invoices import DEFAULT_PAYMENT_TERMS_DAYS
 from escompte.connectors.payments import refresh_invoices
 from escompte.errors import invariant
+from escompte.ids import ALPHABET as ID_ALPHABET
 from escompte.models import Company
 
 HEADER = (
@@ -133,7 +134,6 @@ _CLASS3: dict[str, int] = {
 _CLASS4 = {"4457": SALES, "4456": PURCHASES}
 
 _C1 = re.compile(rb"[\x80-\x9f]")
-_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # escompte.ids' Crockford base32
 
 BOOK_COLUMNS = (
     "journal_code, journal_lib, entry_num, entry_date, account_num, account_lib, aux_account_num, "
@@ -201,11 +201,6 @@ class _Decoder:
         if self.encoding == "iso8859-15" and _C1.search(data):
             raise _WrongEncoding("cp1252")
         return decoded
-
-
-def _blocks(stream: IO[bytes]) -> Iterator[bytes]:
-    while block := stream.read(BLOCK_BYTES):
-        yield block
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -879,8 +874,8 @@ def _id_sql(prefix: str) -> str:
     per server process from a strong source, is ample for unique ids and a third of the cost
     per row of ``gen_random_uuid``)."""
     millis = time.time_ns() // 1_000_000
-    head = f"{prefix}_" + "".join(_ID_ALPHABET[(millis >> (5 * (9 - k))) & 31] for k in range(10))
-    char = f"substr('{_ID_ALPHABET}', floor(random() * 32)::integer + 1, 1)"
+    head = f"{prefix}_" + "".join(ID_ALPHABET[(millis >> (5 * (9 - k))) & 31] for k in range(10))
+    char = f"substr('{ID_ALPHABET}', floor(random() * 32)::integer + 1, 1)"
     return "('" + head + "' || " + " || ".join([char] * 16) + ")"
 
 
@@ -997,10 +992,11 @@ def _derive(ctx: ImportContext, company_id: str, import_id: str) -> _Derived:
     invoices = _sql(
         session,
         f"""
-        INSERT INTO invoices (id, company_id, debtor_id, kind, number, issue_date, due_date, amount_cents,
-                              amount_paid_cents, currency, status, source, document_type, due_date_estimated,
-                              import_id, created_at, updated_at)
-        SELECT d.invoice_id, :c, debtor_id, {_KIND}, number, issue_date, issue_date + terms, abs(net_cents),
+        INSERT INTO invoices (id, company_id, debtor_id, kind, number, issue_date, due_date,
+                              amount_cents, amount_paid_cents, currency, status, source, document_type,
+                              due_date_estimated, import_id, created_at, updated_at)
+        SELECT d.invoice_id, :c, debtor_id, {_KIND}, number, issue_date, issue_date + terms,
+               abs(net_cents),
                LEAST(coalesce(s.cents, 0), abs(net_cents)), '{CURRENCY}', {_STATUS}, 'fec', {_DOC_TYPE},
                true, :i, :now, :now
         FROM fec_docs d
@@ -1018,8 +1014,8 @@ def _derive(ctx: ImportContext, company_id: str, import_id: str) -> _Derived:
     payments = _sql(
         session,
         f"""
-        INSERT INTO payments (id, company_id, source, source_ref, amount_cents, currency, paid_on, payer_name,
-                              created_at)
+        INSERT INTO payments (id, company_id, source, source_ref, amount_cents, currency, paid_on,
+                              payer_name, created_at)
         SELECT payment_id, :c, 'books', ref, paid_cents, '{CURRENCY}', paid_on,
                left(nullif(btrim(payer), ''), 200), :now
         FROM fec_groups WHERE NOT known ORDER BY paid_on, ref

@@ -20,28 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal
 
-FEC_COLUMNS = (
-    "JournalCode",
-    "JournalLib",
-    "EcritureNum",
-    "EcritureDate",
-    "CompteNum",
-    "CompteLib",
-    "CompAuxNum",
-    "CompAuxLib",
-    "PieceRef",
-    "PieceDate",
-    "EcritureLib",
-    "Debit",
-    "Credit",
-    "EcritureLet",
-    "DateLet",
-    "ValidDate",
-    "Montantdevise",
-    "Idevise",
-)
-# The variant the legal text allows: one amount and its direction (D or C).
-FEC_COLUMNS_MONTANT_SENS = (*FEC_COLUMNS[:11], "Montant", "Sens", *FEC_COLUMNS[13:])
+from escompte.connectors.fec import HEADER, HEADER_MONTANT_SENS
+
+# the legal header, and its Montant/Sens variant: the parser's, one definition
+FEC_COLUMNS = HEADER
+FEC_COLUMNS_MONTANT_SENS = HEADER_MONTANT_SENS
 
 JOURNALS = {"VT": "Ventes", "HA": "Achats", "BQ": "Banque", "OD": "Opérations diverses"}
 
