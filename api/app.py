@@ -10,7 +10,17 @@ import escompte
 from escompte.api import errors
 from escompte.api.middleware import RequestContextMiddleware
 from escompte.api.ratelimit import RateLimiter
-from escompte.api.routes import access, bank, companies, debtors, health, imports, invoices, reconciliation
+from escompte.api.routes import (
+    access,
+    bank,
+    companies,
+    debtors,
+    eligibility,
+    health,
+    imports,
+    invoices,
+    reconciliation,
+)
 from escompte.clock import Clock, SystemClock
 from escompte.db import make_engine, make_session_factory
 from escompte.db.embedded import resolve_database_url
@@ -57,6 +67,6 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
-    for module in (health, companies, debtors, invoices, imports, bank, reconciliation, access):
+    for module in (health, companies, debtors, invoices, eligibility, imports, bank, reconciliation, access):
         app.include_router(module.router)
     return app

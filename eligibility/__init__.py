@@ -1,1 +1,2 @@
-"""eligibility (see docs/architecture.md): built by its own issue."""
+"""Eligibility: real-time, explained decisions on invoices — checks, score and risk grade,
+limits and exposure, double-financing detection, counterfactuals (docs/eligibility.md)."""

@@ -16,6 +16,7 @@ PREFIXES = {
     "api_key": "key",
     "company": "cmp",
     "debtor": "dbt",
+    "eligibility_decision": "eld",
     "event": "evt",
     "idempotency_key": "idk",
     "import": "imp",

@@ -27,8 +27,14 @@ def test_demo_seeds_every_kind_of_file(session: Session, clock: FrozenClock) -> 
     imports = session.execute(select(DataImport.kind, DataImport.status)).all()
     assert {status for _, status in imports} == {ImportStatus.SUCCEEDED}
     kinds = {kind for kind, _ in imports}
-    assert {ImportKind.FEC, ImportKind.CAMT053, ImportKind.FACTURX, ImportKind.LIFECYCLE,
-            ImportKind.SIRENE, ImportKind.BODACC} <= kinds
+    assert {
+        ImportKind.FEC,
+        ImportKind.CAMT053,
+        ImportKind.FACTURX,
+        ImportKind.LIFECYCLE,
+        ImportKind.SIRENE,
+        ImportKind.BODACC,
+    } <= kinds
     assert session.execute(select(func.count()).select_from(Company)).scalar_one() == 3
 
     invoices = session.execute(select(Invoice)).scalars().all()
@@ -49,10 +55,13 @@ def test_demo_seeds_every_kind_of_file(session: Session, clock: FrozenClock) -> 
     assert by_status[MatchStatus.MATCHED] > 0.9 * len(credits)
     assert sum(1 for c in credits if c.book_line_id is not None) > 0
     # never paid twice: allocations stay within each invoice's amount
-    over = session.execute(text(
-        "SELECT count(*) FROM (SELECT i.id FROM invoices i JOIN payment_allocations a ON a.invoice_id = i.id "
-        "GROUP BY i.id, i.amount_cents HAVING sum(a.amount_cents) > i.amount_cents) x"
-    )).scalar_one()
+    over = session.execute(
+        text(
+            "SELECT count(*) FROM (SELECT i.id FROM invoices i "
+            "JOIN payment_allocations a ON a.invoice_id = i.id "
+            "GROUP BY i.id, i.amount_cents HAVING sum(a.amount_cents) > i.amount_cents) x"
+        )
+    ).scalar_one()
     assert over == 0
 
     assert session.execute(select(func.count()).select_from(RegistryCompany)).scalar_one() >= 10

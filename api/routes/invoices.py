@@ -40,6 +40,10 @@ def list_invoices(
     counterparty: Annotated[str | None, Query(pattern=id_pattern("dbt"))] = None,
     kind: InvoiceKind | None = None,
     status: InvoiceStatus | None = None,
+    eligible: Annotated[
+        bool | None,
+        Query(description="Filter on the latest eligibility decision (undecided invoices match neither)."),
+    ] = None,
 ) -> ListResponse[InvoiceOut]:
     rows = service.list_invoices(
         session,
@@ -48,6 +52,7 @@ def list_invoices(
         counterparty_id=counterparty,
         kind=kind,
         status=status,
+        eligible=eligible,
         limit=page.limit + 1,
         starting_after=page.starting_after,
     )

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
-from escompte.models import Invoice, InvoiceKind, InvoiceStatus
+from escompte.models import EligibilityDecision, Invoice, InvoiceKind, InvoiceStatus
 
 
 def invoice_by_number(session: Session, company_id: str, debtor_id: str, number: str) -> Invoice | None:
@@ -36,6 +36,7 @@ def list_invoices(
     counterparty_id: str | None,
     kind: InvoiceKind | None,
     status: InvoiceStatus | None,
+    eligible: bool | None = None,
     limit: int,
     starting_after: str | None,
 ) -> list[Invoice]:
@@ -48,6 +49,16 @@ def list_invoices(
         query = query.where(Invoice.kind == kind)
     if status:
         query = query.where(Invoice.status == status)
+    if eligible is not None:
+        # as last decided: an invoice never decided is in neither list
+        latest = (
+            select(EligibilityDecision.eligible)
+            .where(EligibilityDecision.invoice_id == Invoice.id)
+            .order_by(EligibilityDecision.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = query.where(latest == eligible)
     if starting_after:
         query = query.where(Invoice.id < starting_after)
     return list(session.execute(query.order_by(Invoice.id.desc()).limit(limit)).scalars())

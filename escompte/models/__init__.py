@@ -8,6 +8,13 @@ from escompte.models.company import Company
 from escompte.models.data_import import REGISTRY_KINDS, DataImport, ImportFile, ImportKind, ImportStatus
 from escompte.models.debtor import Debtor
 from escompte.models.debtor_behaviour import DebtorBehaviour
+from escompte.models.eligibility import (
+    CompanySnapshot,
+    EligibilityDecision,
+    EligibilityPolicy,
+    FinancedFingerprint,
+    RelatedParty,
+)
 from escompte.models.idempotency import IdempotencyRecord
 from escompte.models.invoice import DocumentType, Invoice, InvoiceKind, InvoiceSource, InvoiceStatus
 from escompte.models.job import Job, JobStatus
@@ -25,10 +32,14 @@ __all__ = [
     "Base",
     "BookLine",
     "Company",
+    "CompanySnapshot",
     "DataImport",
     "Debtor",
     "DebtorBehaviour",
     "DocumentType",
+    "EligibilityDecision",
+    "EligibilityPolicy",
+    "FinancedFingerprint",
     "IdempotencyRecord",
     "ImportFile",
     "ImportKind",
@@ -49,4 +60,5 @@ __all__ = [
     "PaymentSource",
     "PrincipalKind",
     "RegistryCompany",
+    "RelatedParty",
 ]

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from escompte.api.routes import bank
 from escompte.connectors.samples.bank import sample_iban
 from escompte.ids import is_id, new_id
 from escompte.models import BankAccount, BankBalance, BankTransaction
@@ -19,14 +17,6 @@ from tests.api.conftest import World
 
 IBAN = "FR7630006000011234567890189"
 CLIENT_IBAN = "FR7630004000031234567890143"
-
-
-@pytest.fixture
-def app(app: FastAPI) -> FastAPI:
-    """The app, with the bank routes whether or not the factory includes them yet."""
-    if not any(getattr(r, "path", "").startswith("/v1/companies/{company_id}/bank") for r in app.routes):
-        app.include_router(bank.router)
-    return app
 
 
 def _tx(n: int, amount: int = 1_000_00, **extra: Any) -> dict[str, Any]:

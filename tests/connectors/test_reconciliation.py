@@ -16,7 +16,6 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from stdnum.iso7064 import mod_97_10
 
-from escompte.api.routes.reconciliation import router
 from escompte.clock import FrozenClock
 from escompte.connectors.behaviour import compute_debtor_behaviour
 from escompte.connectors.payments import Allocation, record_payment, refresh_invoices
@@ -612,8 +611,6 @@ class TestBehaviour:
 
 @pytest.fixture
 def api(app: FastAPI) -> Iterator[TestClient]:
-    if not any(getattr(r, "path", "") == "/v1/reconciliation/unmatched" for r in app.routes):
-        app.include_router(router)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
