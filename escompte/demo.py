@@ -1,7 +1,8 @@
 """The demo: a partner platform and three SMEs whose data arrives as real files —
 each SME's FEC, bank statement (camt.053), Factur-X invoices and their e-invoicing
 statuses, plus SIRENE and BODACC extracts — through the same import pipeline as a
-partner's uploads (see escompte.demo_files for what the files contain)."""
+partner's uploads (see escompte.demo_files for what the files contain); then every
+open invoice gets its explained eligibility decision."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from escompte.clock import Clock
 from escompte.companies import service as companies
 from escompte.companies.schemas import Address, CompanyCreate
 from escompte.connectors import service as imports
+from escompte.eligibility import service as eligibility
 from escompte.models import Company, ImportStatus, KeyMode, PrincipalKind
 
 DEMO_PARTNER = "Comptanova (demo partner)"
@@ -81,6 +83,8 @@ def seed(session: Session, clock: Clock, rng_seed: int = 2026) -> None:
             _import(session, clock, company.id, invoice)
         _import(session, clock, company.id, files.lifecycle)
         _import(session, clock, company.id, files.camt053)
+        # every open invoice gets its explained eligibility decision
+        eligibility.decide_batch(session, clock, admin, company_id=company.id)
 
 
 def demo_keys(session: Session, clock: Clock) -> DemoKeys:

@@ -12,6 +12,7 @@ from escompte.models import (
     Company,
     DataImport,
     Debtor,
+    EligibilityDecision,
     ImportKind,
     ImportStatus,
     InsolvencyProceeding,
@@ -67,4 +68,9 @@ def test_demo_seeds_every_kind_of_file(session: Session, clock: FrozenClock) -> 
     assert session.execute(select(func.count()).select_from(RegistryCompany)).scalar_one() >= 10
     proceeding = session.execute(select(InsolvencyProceeding)).scalar_one()
     assert proceeding.kind == "redressement"
+    # every open receivable has an explained decision; some eligible, some not, each saying why
+    decisions = session.execute(select(EligibilityDecision)).scalars().all()
+    assert decisions
+    assert {d.eligible for d in decisions} == {True, False}
+    assert all(d.eligible or d.failed_checks for d in decisions)
     assert demo.already_seeded(session)
