@@ -25,7 +25,6 @@ import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # installed with pgserver
 from lxml import etree  # type: ignore[import-untyped]
+from memory import PeakRss  # bench/memory.py (scripts run from bench/)
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -88,34 +88,6 @@ class CpuClock:
             self.postgres_s = self._backend_cpu() - postgres
 
 
-class PeakRss:
-    """Samples this process's resident memory every 10 ms while the block runs."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self.before = 0
-
-    @contextmanager
-    def watch(self) -> Iterator[None]:
-        process = psutil.Process()
-        self.before = process.memory_info().rss
-        self.peak = self.before
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.01):
-                self.peak = max(self.peak, process.memory_info().rss)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
-            self.peak = max(self.peak, process.memory_info().rss)
-
-
 def write_statement(path: Path, entries: int, version: str) -> int:
     statement = SampleStatement(
         account_iban=IBAN,
@@ -135,14 +107,22 @@ def setup(session: Session, path: Path) -> tuple[str, str]:
     """A company and the stored file; returns (company id, import id)."""
     clock = SystemClock()
     company = Company(
-        id=new_id("cmp"), legal_name="Banc d'essai SAS", siren="732829320",
-        contact_email="bench@example.org", created_at=clock.now(),
+        id=new_id("cmp"),
+        legal_name="Banc d'essai SAS",
+        siren="732829320",
+        contact_email="bench@example.org",
+        created_at=clock.now(),
     )
     session.add(company)
     session.flush()
     with path.open("rb") as stream:
         data_import = imports.receive(
-            session, clock, None, company_id=company.id, filename=path.name, stream=stream,
+            session,
+            clock,
+            None,
+            company_id=company.id,
+            filename=path.name,
+            stream=stream,
             kind=ImportKind.CAMT053,
         )
     session.commit()
@@ -175,9 +155,13 @@ def run_import(session: Session, company_id: str, import_id: str) -> dict[str, A
         with memory.watch(), cpu.measure():
             started = time.perf_counter()
             ctx = ImportContext(
-                session=session, clock=clock, company=company, data_import=data_import,
+                session=session,
+                clock=clock,
+                company=company,
+                data_import=data_import,
                 open_stream=lambda: imports.open_stored(session, import_id),
-                size_bytes=data_import.size_bytes, options={},
+                size_bytes=data_import.size_bytes,
+                options={},
             )
             with session.begin_nested():
                 outcome = import_camt053(ctx)
@@ -204,9 +188,10 @@ def empty_bank_tables(session: Session) -> None:
 def stored_rows(session: Session) -> bytes:
     raw = session.connection().connection.driver_connection
     buffer = io.BytesIO()
-    with raw.cursor() as cursor, cursor.copy(
-        f"COPY (SELECT {COLUMNS} FROM bank_transactions ORDER BY id) TO STDOUT"
-    ) as copy:
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY (SELECT {COLUMNS} FROM bank_transactions ORDER BY id) TO STDOUT") as copy,
+    ):
         for block in copy:
             buffer.write(block)
     session.commit()
@@ -239,8 +224,9 @@ def parse_only(path: Path, version: str) -> float:
     tag = f"{{urn:iso:std:iso:20022:tech:xsd:camt.053.{version}}}Ntry"
     started = time.perf_counter()
     with path.open("rb") as stream:
-        for _, element in etree.iterparse(stream, events=("end",), tag=tag, resolve_entities=False,
-                                          no_network=True, load_dtd=False):
+        for _, element in etree.iterparse(
+            stream, events=("end",), tag=tag, resolve_entities=False, no_network=True, load_dtd=False
+        ):
             element.clear(keep_tail=True)
             parent = element.getparent()
             while element.getprevious() is not None:
@@ -290,8 +276,11 @@ def bench(entries: int, version: str, repeat: int, say: Callable[[str], None]) -
     return {
         "benchmark": "camt053",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "settings": {"entries": entries, "version": version, "repeat": repeat},
         "file_mb": round(size / 1e6, 1),
         "transactions_stored": stored,
@@ -311,34 +300,44 @@ def bench(entries: int, version: str, repeat: int, say: Callable[[str], None]) -
         "peak_rss_mb": round(max(r["rss_peak_mb"] for r in imports_runs), 1),
         "rss_before_import_mb": round(min(r["rss_before_mb"] for r in imports_runs), 1),
         "rss_growth_mb": round(max(r["rss_peak_mb"] - r["rss_before_mb"] for r in imports_runs), 1),
-        "runs": {"import_s": [round(r["seconds"], 3) for r in imports_runs],
-                 "baseline_s": [round(b, 3) for b in baselines]},
+        "runs": {
+            "import_s": [round(r["seconds"], 3) for r in imports_runs],
+            "baseline_s": [round(b, 3) for b in baselines],
+        },
         "max_rss_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
 def report(result: dict[str, Any]) -> None:
-    print(f"\ncamt.053 import — {result['settings']['entries']:,} entries "
-          f"({result['transactions_stored']:,} transactions, {result['file_mb']} MB, "
-          f"camt.053.{result['settings']['version']}), median of {result['settings']['repeat']} run(s), "
-          f"{result['machine']['cpus']} CPUs\n")
+    print(
+        f"\ncamt.053 import — {result['settings']['entries']:,} entries "
+        f"({result['transactions_stored']:,} transactions, {result['file_mb']} MB, "
+        f"camt.053.{result['settings']['version']}), median of {result['settings']['repeat']} run(s), "
+        f"{result['machine']['cpus']} CPUs\n"
+    )
     rows = [
         ("raw COPY of the same rows (baseline)", f"{result['baseline_s']:.3f} s"),
         ("import end to end (parse, check, stage, insert, commit)", f"{result['import_s']:.3f} s"),
         ("  of which waiting for the last batches to be inserted", f"{result['final_insert_s']:.3f} s"),
         ("CPU, baseline (client + PostgreSQL)", f"{result['cpu']['baseline_s']:.3f} s"),
-        ("CPU, import: Python / PostgreSQL", f"{result['cpu']['import_python_s']:.3f} s / "
-                                             f"{result['cpu']['import_postgres_s']:.3f} s"),
+        (
+            "CPU, import: Python / PostgreSQL",
+            f"{result['cpu']['import_python_s']:.3f} s / {result['cpu']['import_postgres_s']:.3f} s",
+        ),
         ("libxml2 alone reading the file (a floor)", f"{result['xml_parse_only_s']:.3f} s"),
         ("ratio import / baseline", f"{result['ratio']:.1f}x (target {result['target_ratio']:.0f}x)"),
-        ("peak RSS during the import", f"{result['peak_rss_mb']:.0f} MB "
-                                       f"(+{result['rss_growth_mb']:.0f} MB over the process before it)"),
+        (
+            "peak RSS during the import",
+            f"{result['peak_rss_mb']:.0f} MB (+{result['rss_growth_mb']:.0f} MB over the process before it)",
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
-    print(f"\nload average at the end: {', '.join(str(x) for x in result['load_average'])} "
-          "(other programs running at the same time make wall times noisy)")
+    print(
+        f"\nload average at the end: {', '.join(str(x) for x in result['load_average'])} "
+        "(other programs running at the same time make wall times noisy)"
+    )
 
 
 def main() -> int:

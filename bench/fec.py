@@ -31,15 +31,13 @@ import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import psutil  # type: ignore[import-untyped]  # installed with pgserver
+from memory import PeakRss  # bench/memory.py (scripts run from bench/)
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
@@ -61,34 +59,6 @@ CHUNK = 1 << 20
 
 class BenchError(Exception):
     """A failure with a message meant for the person running the benchmark."""
-
-
-class PeakRss:
-    """Samples this process's resident memory every 10 ms while the block runs."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self.before = 0
-
-    @contextmanager
-    def watch(self) -> Iterator[None]:
-        process = psutil.Process()
-        self.before = process.memory_info().rss
-        self.peak = self.before
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.01):
-                self.peak = max(self.peak, process.memory_info().rss)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
-            self.peak = max(self.peak, process.memory_info().rss)
 
 
 def write_fec(path: Path, lines: int) -> int:
@@ -134,7 +104,10 @@ def run_baseline(session: Session, path: Path) -> float:
 
 def new_company(session: Session, siren: str = SIREN) -> Company:
     company = Company(
-        id=new_id("cmp"), legal_name="Banc d'essai SAS", siren=siren, contact_email="bench@example.org",
+        id=new_id("cmp"),
+        legal_name="Banc d'essai SAS",
+        siren=siren,
+        contact_email="bench@example.org",
         created_at=SystemClock().now(),
     )
     session.add(company)
@@ -144,8 +117,14 @@ def new_company(session: Session, siren: str = SIREN) -> Company:
 
 def new_import(session: Session, company: Company, path: Path, size: int) -> DataImport:
     data_import = DataImport(
-        id=new_id("imp"), company_id=company.id, kind=ImportKind.FEC, status=ImportStatus.RUNNING,
-        filename=path.name, content_sha256="0" * 64, size_bytes=size, options={},
+        id=new_id("imp"),
+        company_id=company.id,
+        kind=ImportKind.FEC,
+        status=ImportStatus.RUNNING,
+        filename=path.name,
+        content_sha256="0" * 64,
+        size_bytes=size,
+        options={},
         created_at=SystemClock().now(),
     )
     session.add(data_import)
@@ -177,8 +156,13 @@ def run_import(session: Session, company_id: str, path: Path, size: int) -> dict
         with memory.watch():
             started = time.perf_counter()
             ctx = ImportContext(
-                session=session, clock=clock, company=company, data_import=data_import,
-                open_stream=open_stream, size_bytes=size, options={},
+                session=session,
+                clock=clock,
+                company=company,
+                data_import=data_import,
+                open_stream=open_stream,
+                size_bytes=size,
+                options={},
             )
             with session.begin_nested():
                 outcome = import_fec(ctx)
@@ -203,15 +187,22 @@ def run_floor(session: Session, import_id: str, folder: Path) -> float:
     data_import = new_import(session, company, folder / "floor", 0)
     rows = folder / "book_lines.copy"
     driver = session.connection().connection.driver_connection
-    with rows.open("wb") as out, driver.cursor() as cursor, cursor.copy(
-        f"COPY (SELECT {BOOK_COLUMNS}, '{company.id}', '{data_import.id}' FROM book_lines "
-        f"WHERE import_id = '{import_id}') TO STDOUT"
-    ) as copy:
+    with (
+        rows.open("wb") as out,
+        driver.cursor() as cursor,
+        cursor.copy(
+            f"COPY (SELECT {BOOK_COLUMNS}, '{company.id}', '{data_import.id}' FROM book_lines "
+            f"WHERE import_id = '{import_id}') TO STDOUT"
+        ) as copy,
+    ):
         for block in copy:
             out.write(block)
     started = time.perf_counter()
-    raw_copy(session, f"COPY book_lines ({BOOK_COLUMNS}, company_id, import_id) FROM STDIN",
-             file_chunks(rows, skip_header=False))
+    raw_copy(
+        session,
+        f"COPY book_lines ({BOOK_COLUMNS}, company_id, import_id) FROM STDIN",
+        file_chunks(rows, skip_header=False),
+    )
     seconds = time.perf_counter() - started
     session.rollback()
     rows.unlink()
@@ -262,8 +253,9 @@ def bench(lines: int, repeat: int, say: Callable[[str], None]) -> dict[str, Any]
                 runs.append(imported)
                 floors.append(floor)
                 if stored["book_lines"] != file_lines:
-                    raise BenchError(f"the import stored {stored['book_lines']:,} book lines, "
-                                     f"the file has {file_lines:,}")
+                    raise BenchError(
+                        f"the import stored {stored['book_lines']:,} book lines, the file has {file_lines:,}"
+                    )
         finally:
             embedded.stop(folder)
     import_s = statistics.median(r["seconds"] for r in runs)
@@ -271,8 +263,11 @@ def bench(lines: int, repeat: int, say: Callable[[str], None]) -> dict[str, Any]
     return {
         "benchmark": "fec",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "settings": {"lines": lines, "repeat": repeat},
         "file_lines": file_lines,
         "file_mb": round(size / 1e6, 1),
@@ -290,29 +285,44 @@ def bench(lines: int, repeat: int, say: Callable[[str], None]) -> dict[str, Any]
         "peak_rss_mb": round(max(r["rss_peak_mb"] for r in runs), 1),
         "rss_before_import_mb": round(runs[0]["rss_before_mb"], 1),
         "max_rss_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "runs": {"import_s": [round(r["seconds"], 3) for r in runs],
-                 "baseline_s": [round(b, 3) for b in baselines],
-                 "book_lines_copy_floor_s": [round(f, 3) for f in floors]},
+        "runs": {
+            "import_s": [round(r["seconds"], 3) for r in runs],
+            "baseline_s": [round(b, 3) for b in baselines],
+            "book_lines_copy_floor_s": [round(f, 3) for f in floors],
+        },
     }
 
 
 def report(result: dict[str, Any]) -> None:
     counts = result["counts"]
-    print(f"\nFEC import — {result['file_lines']:,} lines ({result['file_mb']} MB), "
-          f"median of {result['settings']['repeat']} run(s), {result['machine']['cpus']} CPUs\n")
-    print(f"derived: {counts.get('invoices', 0):,} invoices, {counts.get('debtors', 0):,} counterparties, "
-          f"{counts.get('payments', 0):,} payments\n")
+    print(
+        f"\nFEC import — {result['file_lines']:,} lines ({result['file_mb']} MB), "
+        f"median of {result['settings']['repeat']} run(s), {result['machine']['cpus']} CPUs\n"
+    )
+    print(
+        f"derived: {counts.get('invoices', 0):,} invoices, {counts.get('debtors', 0):,} counterparties, "
+        f"{counts.get('payments', 0):,} payments\n"
+    )
     rows = [
-        ("raw COPY of the file's rows, 18 text columns (baseline)",
-         f"{result['baseline_s']:8.3f} s {result['baseline_rows_per_s']:>10,} rows/s"),
-        ("import end to end (read, check, COPY, derive, commit)",
-         f"{result['import_s']:8.3f} s {result['rows_per_s']:>10,} rows/s"),
-        ("  of which reading, checking and COPY (book lines, 411/401 lines)",
-         f"{result['import_read_copy_s']:8.3f} s"),
+        (
+            "raw COPY of the file's rows, 18 text columns (baseline)",
+            f"{result['baseline_s']:8.3f} s {result['baseline_rows_per_s']:>10,} rows/s",
+        ),
+        (
+            "import end to end (read, check, COPY, derive, commit)",
+            f"{result['import_s']:8.3f} s {result['rows_per_s']:>10,} rows/s",
+        ),
+        (
+            "  of which reading, checking and COPY (book lines, 411/401 lines)",
+            f"{result['import_read_copy_s']:8.3f} s",
+        ),
         ("same rows COPY'd straight into book_lines (floor)", f"{result['book_lines_copy_floor_s']:8.3f} s"),
         ("ratio import / baseline", f"{result['ratio']:8.2f} x  (target {result['target_ratio']:.0f} x)"),
-        ("peak RSS during the import", f"{result['peak_rss_mb']:8.0f} MB (limit {MAX_RSS_MB} MB; "
-                                       f"{result['rss_before_import_mb']:.0f} MB before)"),
+        (
+            "peak RSS during the import",
+            f"{result['peak_rss_mb']:8.0f} MB (limit {MAX_RSS_MB} MB; "
+            f"{result['rss_before_import_mb']:.0f} MB before)",
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
