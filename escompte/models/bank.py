@@ -73,9 +73,11 @@ class BankTransaction(Base):
     )
 
     id: Mapped[str] = id_column()
-    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"))
+    # company_id and import_id carry no foreign key (bulk loads check them per row; the
+    # account's own key ties the transaction to its company)
+    company_id: Mapped[str] = mapped_column(String(40))
     bank_account_id: Mapped[str] = mapped_column(ForeignKey("bank_accounts.id"))
-    import_id: Mapped[str | None] = mapped_column(ForeignKey("imports.id"))
+    import_id: Mapped[str | None] = mapped_column(String(40))
     # The bank's or aggregator's id (AcctSvcrRef, FITID, aggregator transaction id).
     external_id: Mapped[str | None] = mapped_column(String(120))
     # external_id when there is one, else a hash of (date, amount, counterparty, text):

