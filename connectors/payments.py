@@ -53,9 +53,16 @@ def record_payment(
     inserted = session.execute(
         insert(Payment)
         .values(
-            id=payment_id, company_id=company_id, source=source, source_ref=source_ref[:120],
-            bank_transaction_id=bank_transaction_id, amount_cents=amount_cents, currency=currency,
-            paid_on=paid_on, payer_name=(payer_name or None) and payer_name[:200], created_at=now,
+            id=payment_id,
+            company_id=company_id,
+            source=source,
+            source_ref=source_ref[:120],
+            bank_transaction_id=bank_transaction_id,
+            amount_cents=amount_cents,
+            currency=currency,
+            paid_on=paid_on,
+            payer_name=(payer_name or None) and payer_name[:200],
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["company_id", "source", "source_ref"])
         .returning(Payment.id)
@@ -66,8 +73,12 @@ def record_payment(
         session.execute(
             insert(PaymentAllocation),
             [
-                {"payment_id": payment_id, "invoice_id": a.invoice_id, "amount_cents": a.amount_cents,
-                 "created_at": now}
+                {
+                    "payment_id": payment_id,
+                    "invoice_id": a.invoice_id,
+                    "amount_cents": a.amount_cents,
+                    "created_at": now,
+                }
                 for a in allocations
             ],
         )

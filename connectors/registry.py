@@ -33,6 +33,11 @@ RECONCILE_AFTER = frozenset(
     }
 )
 
+# Kinds that record payments outside the bank (books lettering, "cashed" statuses): the
+# company's whole debtor history is refreshed after them. Reconciliation refreshes the
+# debtors it touches by itself.
+BEHAVIOUR_AFTER = frozenset({ImportKind.FEC, ImportKind.LIFECYCLE})
+
 
 def handler_for(kind: ImportKind) -> Handler:
     module_name, _, attr = HANDLERS[kind].partition(":")

@@ -22,7 +22,7 @@ from escompte.clock import Clock
 from escompte.companies.service import company_for_write
 from escompte.connectors.base import Handler, ImportContext, ImportRefused
 from escompte.connectors.detect import SNIFF_BYTES, detect_kind
-from escompte.connectors.registry import RECONCILE_AFTER, handler_for
+from escompte.connectors.registry import BEHAVIOUR_AFTER, RECONCILE_AFTER, handler_for
 from escompte.errors import FieldError, FileRejected, Forbidden, NotFound, ValidationFailed
 from escompte.ids import new_id
 from escompte.models import (
@@ -273,8 +273,8 @@ def process(
     data_import.progress_done = total
     data_import.finished_at = clock.now()
     session.flush()
-    if company is not None and data_import.kind in RECONCILE_AFTER:
-        _reconcile(session, clock, company.id)
+    if company is not None:
+        _after_import(session, clock, company.id, data_import.kind)
     return data_import
 
 
@@ -308,18 +308,22 @@ def _fail(data_import: DataImport, clock: Clock, errors: list[dict[str, Any]], t
     data_import.finished_at = clock.now()
 
 
-def _reconcile(session: Session, clock: Clock, company_id: str) -> None:
-    """New credits or open invoices: match them now, then refresh the debtors' payment
-    behaviour (own savepoint: a failure here never undoes the import)."""
+def _after_import(session: Session, clock: Clock, company_id: str, kind: ImportKind) -> None:
+    """New credits or open invoices are matched now (reconciliation refreshes the debtors
+    it touches); payments from the books or e-invoicing statuses refresh the company's
+    debtor history. Own savepoint: a failure here never undoes the import."""
+    if kind not in RECONCILE_AFTER and kind not in BEHAVIOUR_AFTER:
+        return
     from escompte.connectors import behaviour, reconciliation
 
     try:
         with session.begin_nested():
-            reconciliation.reconcile(session, clock, company_id)
-            # payments from the books or e-invoicing statuses move debtors' history too
-            behaviour.compute_debtor_behaviour(session, clock, company_id)
+            if kind in RECONCILE_AFTER:
+                reconciliation.reconcile(session, clock, company_id)
+            if kind in BEHAVIOUR_AFTER:
+                behaviour.compute_debtor_behaviour(session, clock, company_id)
     except Exception:
-        log.exception("reconciliation_failed", company_id=company_id)
+        log.exception("after_import_failed", company_id=company_id, kind=kind)
 
 
 def mark_running(bind: Any, import_id: str) -> None:
