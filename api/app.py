@@ -16,10 +16,12 @@ from escompte.api.routes import (
     companies,
     debtors,
     eligibility,
+    financing,
     health,
     imports,
     invoices,
     reconciliation,
+    webhooks,
 )
 from escompte.clock import Clock, SystemClock
 from escompte.db import make_engine, make_session_factory
@@ -67,6 +69,18 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
-    for module in (health, companies, debtors, invoices, eligibility, imports, bank, reconciliation, access):
+    for module in (
+        health,
+        companies,
+        debtors,
+        invoices,
+        eligibility,
+        financing,
+        imports,
+        bank,
+        reconciliation,
+        access,
+        webhooks,
+    ):
         app.include_router(module.router)
     return app

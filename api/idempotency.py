@@ -25,10 +25,18 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from escompte.access.principal import Principal
-from escompte.errors import FieldError, IdempotencyKeyReused, ValidationFailed, invariant
+from escompte.errors import (
+    FieldError,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    ValidationFailed,
+    invariant,
+)
 from escompte.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+# a record committed without its response for this long belongs to a request that died
+ABANDONED_AFTER = timedelta(seconds=60)
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _KEY_RE = re.compile(KEY_PATTERN)
 _BOUNDARY = re.compile(r"multipart/[\w-]+;.*boundary=(\"?[^\";]+\"?)", re.IGNORECASE)
@@ -112,7 +120,16 @@ def begin(
             "Use a new key for a new request.",
             [FieldError(HEADER, "already used with a different request", code="reused")],
         )
-    invariant(existing.response_status > 0, "committed idempotency record without response")
+    if existing.response_status == 0:
+        # Committed without a response: a request that commits part of its work before
+        # calling a payment provider (POST /v1/advances) is still running, or died.
+        if existing.created_at < now - ABANDONED_AFTER:
+            session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id))
+            return begin(session, principal, key, method, path, body, now, ttl, content_type)
+        raise IdempotencyKeyInProgress(
+            "A request with this Idempotency-Key is still being processed; retry in a few seconds.",
+            [FieldError(HEADER, "in progress", code="in_progress")],
+        )
     return None, Response(
         content=existing.response_body,
         status_code=existing.response_status,

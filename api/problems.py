@@ -63,6 +63,7 @@ def problem_response(
 _DESCRIPTIONS = {
     400: "The request could not be read.",
     401: "Missing, unknown or revoked API key.",
+    402: "The payment provider refused (its code is in `provider_code`).",
     403: "The key may not do this.",
     404: "No such object, or not visible to this key.",
     409: "Conflicts with the current state (duplicate, illegal state transition).",
@@ -70,7 +71,7 @@ _DESCRIPTIONS = {
     422: "Invalid input; `errors[]` names each failing field.",
     429: "Too many requests; retry after the delay in Retry-After.",
     500: "Unexpected error (logged with the request id).",
-    503: "Not ready (the database does not answer).",
+    503: "Not ready: the database or the payment provider does not answer, or payments are not configured.",
 }
 
 

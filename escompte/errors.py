@@ -74,6 +74,11 @@ class IdempotencyKeyReused(DomainError):
     title = "Idempotency-Key reused"
 
 
+class IdempotencyKeyInProgress(Conflict):
+    code = "idempotency_key_in_progress"
+    title = "Request in progress"
+
+
 class FileRejected(DomainError):
     """An uploaded file is invalid; ``errors`` says what and where (line or path)."""
 

@@ -13,6 +13,7 @@ import time
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
 PREFIXES = {
+    "advance": "adv",
     "api_key": "key",
     "company": "cmp",
     "debtor": "dbt",
@@ -25,6 +26,10 @@ PREFIXES = {
     "bank_transaction": "btx",
     "invoice": "inv",
     "job": "job",
+    "ledger_transaction": "ltx",
+    "payment_operation": "pop",
+    "quote": "qte",
+    "repayment": "rpy",
     "partner": "prt",
 }
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     stripe_api_key: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_webhook_secret: str | None = None
+    stripe_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Stripe caps one SEPA Direct Debit at 10,000 EUR unless it raised the limit
+    sepa_debit_cap_cents: int = Field(default=1_000_000, ge=100, le=10**11)
     smtp_url: str | None = None
     sms_url: str | None = None
 

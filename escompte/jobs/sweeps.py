@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escompte.api import idempotency
 from escompte.clock import Clock
+from escompte.financing import tasks as financing_tasks
 from escompte.settings import Settings
 
 
@@ -64,6 +65,9 @@ def purge_import_files(session: Session, clock: Clock, settings: Settings) -> in
 SWEEPS: list[Sweep] = [
     Sweep("purge_idempotency_keys", timedelta(minutes=10), purge_idempotency_keys),
     Sweep("purge_import_files", timedelta(hours=1), purge_import_files),
+    Sweep("financing_due", timedelta(minutes=5), financing_tasks.due),
+    Sweep("financing_notices", timedelta(minutes=30), financing_tasks.notices),
+    Sweep("financing_recover", timedelta(minutes=1), financing_tasks.recover),
 ]
 
 

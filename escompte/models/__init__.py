@@ -1,5 +1,16 @@
 """ORM models, one file per aggregate, all on one metadata (Alembic's)."""
 
+from escompte.models.advance import (
+    LIVE_STATUSES,
+    Advance,
+    AdvanceKind,
+    AdvanceStatus,
+    PricingGrid,
+    Quote,
+    Repayment,
+    RepaymentSource,
+    RepaymentStatus,
+)
 from escompte.models.api_key import ApiKey, KeyMode, PrincipalKind
 from escompte.models.bank import BankAccount, BankBalance, BankTransaction, MatchStatus
 from escompte.models.base import Base
@@ -15,16 +26,30 @@ from escompte.models.eligibility import (
     FinancedFingerprint,
     RelatedParty,
 )
+from escompte.models.event import Event
 from escompte.models.idempotency import IdempotencyRecord
 from escompte.models.invoice import DocumentType, Invoice, InvoiceKind, InvoiceSource, InvoiceStatus
 from escompte.models.job import Job, JobStatus
+from escompte.models.ledger import AccountType, LedgerAccount, LedgerPosting, LedgerTransaction
 from escompte.models.lifecycle import InvoiceLifecycleEvent
 from escompte.models.partner import Partner
 from escompte.models.payment import Payment, PaymentAllocation, PaymentSource
+from escompte.models.payment_rail import (
+    OperationKind,
+    OperationStatus,
+    PaymentOperation,
+    PaymentProfile,
+    StripeEvent,
+)
 from escompte.models.registry import InsolvencyProceeding, RegistryCompany
 
 __all__ = [
+    "LIVE_STATUSES",
     "REGISTRY_KINDS",
+    "AccountType",
+    "Advance",
+    "AdvanceKind",
+    "AdvanceStatus",
     "ApiKey",
     "BankAccount",
     "BankBalance",
@@ -39,6 +64,7 @@ __all__ = [
     "DocumentType",
     "EligibilityDecision",
     "EligibilityPolicy",
+    "Event",
     "FinancedFingerprint",
     "IdempotencyRecord",
     "ImportFile",
@@ -53,12 +79,25 @@ __all__ = [
     "Job",
     "JobStatus",
     "KeyMode",
+    "LedgerAccount",
+    "LedgerPosting",
+    "LedgerTransaction",
     "MatchStatus",
+    "OperationKind",
+    "OperationStatus",
     "Partner",
     "Payment",
     "PaymentAllocation",
+    "PaymentOperation",
+    "PaymentProfile",
     "PaymentSource",
+    "PricingGrid",
     "PrincipalKind",
+    "Quote",
     "RegistryCompany",
     "RelatedParty",
+    "Repayment",
+    "RepaymentSource",
+    "RepaymentStatus",
+    "StripeEvent",
 ]

@@ -93,9 +93,11 @@ class FinancedFingerprint(Base):
     __table_args__ = (
         CheckConstraint("outstanding_cents >= 0", name="outstanding_not_negative"),
         CheckConstraint("debtor_siren ~ '^[0-9]{9}$'", name="debtor_siren_format"),
+        # an invoice is financed once platform-wide, whichever seller or partner presents it
         Index(
             "ix_financed_fingerprints_live_fingerprint",
             "fingerprint",
+            unique=True,
             postgresql_where="released_at IS NULL",
             postgresql_include=["company_id", "invoice_id"],
         ),

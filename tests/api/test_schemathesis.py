@@ -19,6 +19,7 @@ from stdnum.fr import siren as std_siren
 from escompte.api.app import create_app
 from escompte.clock import FrozenClock
 from escompte.db import make_engine
+from escompte.financing.stripe_fake import FakeStripe
 from escompte.models import PrincipalKind
 from escompte.settings import Settings
 from tests import factories as f
@@ -40,10 +41,15 @@ schemathesis.openapi.format("iban", _IBAN)
 schemathesis.openapi.format("bic", st.sampled_from(["BNPAFRPP", "SOGEFRPP", "CRLYFRPPXXX"]))
 schemathesis.openapi.format("eu-vat", _SIREN.map(lambda s: "FR" + std_siren.to_tva(s)))
 
+# Payments answer for real: the real SDK against the local fake Stripe.
+FAKE_STRIPE = FakeStripe(api_key="sk_test_schemathesis").start()
 _SETTINGS = Settings(
     database_url="postgresql+psycopg://unused@localhost/unused",
     rate_limit_per_second=100_000,
     rate_limit_burst=100_000,
+    stripe_api_key="sk_test_schemathesis",
+    stripe_api_base=FAKE_STRIPE.base_url,
+    stripe_webhook_secret="whsec_test_schemathesis",
 )
 # The app is built once (Schemathesis reads its spec at import); each test points its
 # state at that test's rolled-back connection.

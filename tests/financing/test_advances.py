@@ -1,0 +1,356 @@
+"""Financing an invoice end to end, as an SME or a partner would: quote, accept, money
+out through the fake Stripe, webhooks back, days passing, the debtor paying, the SME
+debited, every account balanced."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from escompte.financing import ledger, pricing, tasks
+from escompte.models import Advance, FinancedFingerprint, LedgerTransaction
+from tests.financing.conftest import Env, Seller, advance, days, finance, quote, seller, set_up_payments
+
+pytestmark = pytest.mark.committed
+
+
+def _sweep(env: Env) -> None:
+    with env.session() as s, s.begin():
+        tasks.due(s, env.clock, env.settings)
+
+
+def _deliver(env: Env) -> list[tuple[str, int]]:
+    results = env.fake.deliver()
+    assert all(status == 200 for _, status in results), results
+    return results
+
+
+def _disbursed(env: Env, who: Seller, adv_days: int = 30) -> dict[str, object]:
+    set_up_payments(env, who)
+    adv = finance(env, who, adv_days)
+    assert adv["status"] == "disbursing"
+    env.fake.settle_payouts()
+    _deliver(env)
+    adv = advance(env, who, str(adv["id"]))
+    assert adv["status"] == "active"
+    return adv
+
+
+def _debtor_pays(env: Env, who: Seller, amount: int) -> None:
+    with env.session() as s:
+        from escompte.models import Invoice
+
+        number = s.get(Invoice, who.invoice_id).number  # type: ignore[union-attr]
+    r = env.http.post(
+        f"/v1/companies/{who.company_id}/bank-transactions",
+        headers=who.headers,
+        json={
+            "account": {"iban": "FR7630006000011234567890189"},
+            "transactions": [
+                {
+                    "id": f"agg-{number}",
+                    "booking_date": env.clock.today().isoformat(),
+                    "amount": {"amount": amount, "currency": "EUR"},
+                    "counterparty": {"name": "Grands Magasins SA"},
+                    "remittance_information": f"Paiement facture {number}",
+                }
+            ],
+        },
+    )
+    assert r.status_code in (200, 201), r.text
+
+
+def _wait_performed(env: Env, call: tuple[str, str], n: int = 1) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while env.fake.performed[call] < n:
+        assert time.monotonic() < deadline, f"{call} never performed"
+        time.sleep(0.05)
+
+
+def _ledger_balanced(env: Env) -> None:
+    with env.session() as s:
+        assert ledger.trial_balance(s) in ({"EUR": 0}, {})
+        assert ledger.unbalanced_transactions(s) == []
+
+
+def test_seventeen_days_then_the_debtor_pays(env: Env) -> None:
+    who = seller(env)
+    q = quote(env, who, days=30)
+    assert q["amount"] == {"amount": 1_200_000, "currency": "EUR"}  # 100 % incl. VAT, no holdback
+    rate = Decimal(q["daily_rate"])
+    assert q["fee_at_maturity"]["amount"] == pricing.fee_cents(1_200_000, rate, 30)
+    adv = _disbursed(env, who)
+    start = env.clock.today()
+
+    days(env, 17)
+    _debtor_pays(env, who, 1_200_000)
+    _sweep(env)  # reconciliation saw the debtor pay: the SME is debited at once
+    adv = advance(env, who, str(adv["id"]))
+    expected_fee = pricing.fee_cents(1_200_000, rate, 17)
+    assert adv["owed"]["fees"]["amount"] == expected_fee
+    assert adv["owed"]["being_collected"]["amount"] == 1_200_000 + expected_fee
+    # 12,000 EUR + fee is above the 10,000 EUR SEPA cap: two debits
+    debits = env.fake.objects("payment_intent")
+    assert sorted(pi["amount"] for pi in debits) == sorted([1_000_000, 200_000 + expected_fee])
+
+    days(env, 5)
+    env.fake.settle_payment_intents()
+    _deliver(env)
+    adv = advance(env, who, str(adv["id"]))
+    assert adv["status"] == "repaid"
+    assert adv["owed"]["total"]["amount"] == 0
+    _ledger_balanced(env)
+
+    r = env.http.get(f"/v1/advances/{adv['id']}/statement", headers=who.headers)
+    st = r.json()
+    assert st["days_used"] == 17
+    assert st["days"][0]["date"] == (start + timedelta(days=1)).isoformat()
+    assert st["totals"]["fees_charged"] == expected_fee
+    assert st["totals"]["repaid"] == 1_200_000 + expected_fee
+    assert st["totals"]["repaid_fees"] == expected_fee
+    html = env.http.get(f"/v1/advances/{adv['id']}/statement", headers={**who.headers, "Accept": "text/html"})
+    assert html.headers["content-type"].startswith("text/html") and "Day by day" in html.text
+    with env.session() as s:
+        live = s.execute(
+            select(func.count()).where(
+                FinancedFingerprint.invoice_id == who.invoice_id, FinancedFingerprint.released_at.is_(None)
+            )
+        ).scalar_one()
+        assert live == 0
+
+
+def test_maturity_debit_two_business_days_before(env: Env) -> None:
+    who = seller(env, amount_cents=500_000, days=60)
+    adv = _disbursed(env, who, adv_days=30)
+    maturity = pricing.date.fromisoformat(str(adv["maturity_date"]))
+    from escompte.financing.service import debit_day
+
+    days(env, (debit_day(maturity) - env.clock.today()).days - 1)
+    _sweep(env)
+    assert env.fake.objects("payment_intent") == []
+    days(env, 1)
+    _sweep(env)
+    (pi,) = env.fake.objects("payment_intent")
+    assert pi["amount"] == 500_000 + pricing.fee_cents(500_000, Decimal(str(adv["daily_rate"])), 30)
+    env.fake.settle_payment_intents()
+    _deliver(env)
+    assert advance(env, who, str(adv["id"]))["status"] == "repaid"
+    _ledger_balanced(env)
+
+
+def test_fifty_concurrent_acceptances_of_one_invoice(env: Env) -> None:
+    import threading
+
+    who = seller(env)
+    set_up_payments(env, who)
+    quotes = [quote(env, who)["id"] for _ in range(50)]
+    results: list[tuple[int, str]] = []
+    barrier = threading.Barrier(50)
+
+    def accept(quote_id: str) -> None:
+        import httpx
+
+        with httpx.Client(base_url=env.server.url, timeout=60) as c:
+            barrier.wait()
+            r = c.post(
+                "/v1/advances",
+                headers={**who.headers, "Idempotency-Key": f"k-{quote_id}"},
+                json={"quote": quote_id},
+            )
+            results.append((r.status_code, r.json().get("type", "").rsplit(":", 1)[-1]))
+
+    threads = [threading.Thread(target=accept, args=(q,)) for q in quotes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    statuses = sorted(s for s, _ in results)
+    assert statuses == [201] + [409] * 49, results
+    assert {code for s, code in results if s == 409} == {"invoice_already_financed"}
+    assert env.fake.performed[("POST", "/v1/transfers")] == 1
+    assert env.fake.performed[("POST", "/v1/payouts")] == 1
+    with env.session() as s:
+        assert s.execute(select(func.count()).select_from(Advance)).scalar_one() == 1
+    _ledger_balanced(env)
+
+
+def test_a_crash_between_stripe_and_the_webhook_pays_once(env: Env) -> None:
+    who = seller(env)
+    set_up_payments(env, who)
+    q = quote(env, who)
+    # Stripe creates the payout but its answer never reaches us: as if the process died
+    # right after the call, before recording it.
+    env.fake.inject("POST /v1/payouts", timeout=3.0, perform=True)
+    r = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]})
+    assert r.status_code == 201
+    adv = r.json()
+    assert adv["status"] == "disbursing"
+    env.server.stop()  # kill the API
+    _wait_performed(env, ("POST", "/v1/payouts"))
+
+    from tests.financing.conftest import WEBHOOK_SECRET, Server
+
+    env.server = Server(env.settings, env.server.app.state.engine, env.clock).start()  # restart
+    env.fake.set_webhook(env.server.url + "/v1/webhooks/stripe", WEBHOOK_SECRET)
+    env.http = __import__("httpx").Client(base_url=env.server.url, timeout=30)
+    env.clock.advance(timedelta(minutes=5))
+    with env.session() as s, s.begin():  # the recovery sweep retries with the same keys
+        tasks.recover(s, env.clock, env.settings)
+    env.fake.settle_payouts()
+    _deliver(env)
+    assert env.fake.performed[("POST", "/v1/payouts")] == 1
+    profile = env.http.get(f"/v1/companies/{who.company_id}/payment-profile", headers=who.headers).json()
+    assert len(env.fake.objects("payout", account=profile["payout_account"])) == 1
+    assert advance(env, who, adv["id"])["status"] == "active"
+    _ledger_balanced(env)
+
+
+def test_webhook_before_recovery_also_finishes_the_disbursement(env: Env) -> None:
+    who = seller(env)
+    set_up_payments(env, who)
+    q = quote(env, who)
+    env.fake.inject("POST /v1/payouts", timeout=3.0, perform=True)
+    adv = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]}).json()
+    _wait_performed(env, ("POST", "/v1/payouts"))
+    env.fake.settle_payouts()
+    _deliver(env)
+    assert advance(env, who, adv["id"])["status"] == "active"
+    assert env.fake.performed[("POST", "/v1/payouts")] == 1
+
+
+def test_payout_failure_reverses_everything(env: Env) -> None:
+    who = seller(env)
+    set_up_payments(env, who)
+    env.fake.fail_next_payout("account_closed")
+    adv = finance(env, who)
+    env.fake.settle_payouts()
+    _deliver(env)
+    adv = advance(env, who, adv["id"])
+    assert adv["status"] == "disbursement_failed"
+    assert adv["failure_code"] == "account_closed"
+    assert len(env.fake.objects("transfer_reversal")) == 1
+    with env.session() as s:
+        balances = ledger.advance_balances(s, adv["id"])
+        assert balances.get("principal_receivable", 0) == 0
+        assert (
+            s.execute(
+                select(func.count()).where(LedgerTransaction.kind == "disbursement_reversal")
+            ).scalar_one()
+            == 1
+        )
+    _ledger_balanced(env)
+    # the invoice can be financed again
+    quote(env, who)
+
+
+def test_webhooks_replayed_badly_signed_or_unknown_change_nothing(env: Env) -> None:
+    who = seller(env)
+    _disbursed(env, who)
+    paid = next(e for e in env.fake.events if e["type"] == "payout.paid")
+    again = env.fake.deliver(paid["id"])
+    assert again == [(paid["id"], 200)]
+    import json
+
+    payload = json.dumps(paid).encode()
+    bad = env.http.post(
+        "/v1/webhooks/stripe",
+        content=payload,
+        headers={
+            "Stripe-Signature": env.fake.sign(payload, "whsec_wrong"),
+            "Content-Type": "application/json",
+        },
+    )
+    assert bad.status_code == 400 and bad.json()["type"].rsplit(":", 1)[-1] == "invalid_signature"
+    stale = env.http.post(
+        "/v1/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": env.fake.sign(payload, "whsec_test_escompte", timestamp=1_000_000_000)},
+    )
+    assert stale.status_code == 400
+    unknown = dict(paid, id="evt_unknown_object_1")
+    unknown["data"] = {"object": dict(paid["data"]["object"], id="po_not_ours", metadata={})}
+    body = json.dumps(unknown).encode()
+    r = env.http.post(
+        "/v1/webhooks/stripe",
+        content=body,
+        headers={"Stripe-Signature": env.fake.sign(body, "whsec_test_escompte")},
+    )
+    assert r.status_code == 200 and r.json()["outcome"].startswith("ignored")
+    with env.session() as s:
+        assert (
+            s.execute(select(func.count()).select_from(LedgerTransaction)).scalar_one() == 1
+        )  # the disbursement
+
+
+def test_disputed_debit_reopens_what_is_owed(env: Env) -> None:
+    who = seller(env, amount_cents=400_000)
+    adv = _disbursed(env, who)
+    days(env, 10)
+    r = env.http.post(f"/v1/advances/{adv['id']}/repayments", headers=who.headers, json={})
+    assert r.status_code == 201, r.text
+    env.fake.settle_payment_intents()
+    _deliver(env)
+    assert advance(env, who, str(adv["id"]))["status"] == "repaid"
+    (pi,) = env.fake.objects("payment_intent")
+    days(env, 20)
+    env.fake.dispute_charge(pi["latest_charge"])
+    _deliver(env)
+    adv = advance(env, who, str(adv["id"]))
+    assert adv["status"] == "active"
+    assert adv["owed"]["principal"]["amount"] == 400_000
+    assert adv["owed"]["fees"]["amount"] == pricing.fee_cents(400_000, Decimal(str(adv["daily_rate"])), 30)
+    _ledger_balanced(env)
+
+
+def test_extend_within_120_days(env: Env) -> None:
+    who = seller(env, days=100)
+    adv = _disbursed(env, who, adv_days=60)
+    r = env.http.post(f"/v1/advances/{adv['id']}/extend", headers=who.headers, json={"additional_days": 30})
+    assert r.status_code == 200, r.text
+    assert r.json()["duration_days"] == 90
+    r = env.http.post(f"/v1/advances/{adv['id']}/extend", headers=who.headers, json={"additional_days": 31})
+    assert r.status_code == 409 and r.json()["type"].rsplit(":", 1)[-1] == "extension_refused"
+
+
+def test_other_tenants_see_nothing(env: Env) -> None:
+    who = seller(env)
+    other = seller(env)
+    adv = _disbursed(env, who)
+    for path in (f"/v1/advances/{adv['id']}", f"/v1/advances/{adv['id']}/statement"):
+        assert env.http.get(path, headers=other.headers).status_code == 404
+    r = env.http.post(f"/v1/advances/{adv['id']}/extend", headers=other.headers, json={"additional_days": 1})
+    assert r.status_code == 404
+    r = env.http.post(
+        "/v1/quotes", headers=other.headers, json={"invoice": who.invoice_id, "duration_days": 30}
+    )
+    assert r.status_code == 404
+    assert (
+        env.http.get(f"/v1/companies/{who.company_id}/payment-profile", headers=other.headers).status_code
+        == 404
+    )
+    listed = env.http.get("/v1/advances", headers=other.headers).json()
+    assert listed["data"] == []
+
+
+def test_ineligible_invoice_gets_no_quote(env: Env) -> None:
+    who = seller(env, days=200)
+    r = env.http.post(
+        "/v1/quotes", headers=who.headers, json={"invoice": who.invoice_id, "duration_days": 30}
+    )
+    assert r.status_code == 409
+    assert r.json()["type"].rsplit(":", 1)[-1] == "not_eligible"
+    assert "duration_fits" in r.json()["failed_checks"]
+
+
+def test_acceptance_without_payment_profile_is_refused(env: Env) -> None:
+    who = seller(env)
+    q = quote(env, who)
+    r = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]})
+    assert r.status_code == 409 and r.json()["type"].rsplit(":", 1)[-1] == "payment_setup_required"
+    with env.session() as s:
+        assert s.execute(select(func.count()).select_from(Advance)).scalar_one() == 0
