@@ -20,6 +20,7 @@ from escompte.api.routes import (
     health,
     imports,
     invoices,
+    ledger,
     reconciliation,
     webhooks,
 )
@@ -76,6 +77,7 @@ def create_app(
         invoices,
         eligibility,
         financing,
+        ledger,
         imports,
         bank,
         reconciliation,

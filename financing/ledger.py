@@ -170,7 +170,16 @@ def already_posted(session: Session, kind: str, external_ref: str) -> bool:
     return found is not None
 
 
-def reverse(session: Session, txn_id: str, *, kind: str, memo: str, on: date, now: datetime) -> str:
+def reverse(
+    session: Session,
+    txn_id: str,
+    *,
+    kind: str,
+    memo: str,
+    on: date,
+    now: datetime,
+    external_ref: str | None = None,
+) -> str:
     """A new transaction with every posting of ``txn_id`` negated."""
     rows = session.execute(
         select(
@@ -192,7 +201,7 @@ def reverse(session: Session, txn_id: str, *, kind: str, memo: str, on: date, no
         currency=rows[0][3],
         advance_id=txn.advance_id,
         company_id=txn.company_id,
-        external_ref=txn_id,
+        external_ref=external_ref or txn_id,
         reverses_id=txn_id,
     )
 

@@ -652,8 +652,15 @@ def _undo_transfer(
             log.warning("transfer_reversal_deferred", advance=advance.id)
             return  # the webhook's retry or the recovery sweep will try again
         except RailRefused as exc:
+            # the money stays on the SME's account: the advance stays disbursing, for the
+            # back-office (its postings still say the SME holds the principal)
             _op_failed(reversal, exc.code, exc.message, now)
+            advance.failure_code = f"reversal_{exc.code}"[:60]
+            advance.failure_message = f"payout failed ({code}); transfer reversal refused: {exc.message}"[
+                :500
+            ]
             log.error("transfer_reversal_refused", advance=advance.id, code=exc.code)
+            return
         else:
             reversal.external_id = result.id
             reversal.status = OperationStatus.SUCCEEDED
@@ -661,7 +668,11 @@ def _undo_transfer(
     disbursement = (
         ledger.find(session, "disbursement", transfer.external_id) if transfer.external_id else None
     )
-    if disbursement is not None and not ledger.already_posted(session, "disbursement_reversal", disbursement):
+    if (
+        disbursement is not None
+        and reversal.external_id
+        and not ledger.find(session, "disbursement_reversal", reversal.external_id)
+    ):
         ledger.reverse(
             session,
             disbursement,
@@ -669,6 +680,7 @@ def _undo_transfer(
             memo=f"Advance {advance.id}: payout failed ({code}), transfer reversed",
             on=clock.today(),
             now=now,
+            external_ref=reversal.external_id,
         )
     _disbursement_failed(session, clock, advance, code, message)
 
@@ -954,7 +966,7 @@ def initiate_debit(
         op.updated_at = now
         out.append(repayment)
         if result.status == "succeeded":
-            _repayment_succeeded(session, clock, advance, repayment)
+            _repayment_succeeded(session, clock, advance, repayment, provider_ref=result.charge_id)
     states.record(
         session,
         "advance.repayment_initiated",
@@ -977,6 +989,7 @@ def _repayment_succeeded(
     advance: Advance,
     repayment: Repayment,
     *,
+    provider_ref: str | None = None,
     cash_account: str = "cash_stripe",
 ) -> None:
     """Allocate money received: late interest, then fees, then principal; the rest is
@@ -997,7 +1010,8 @@ def _repayment_succeeded(
     repayment.updated_at = now
     if repayment.source is RepaymentSource.SEPA_DEBIT or repayment.source is RepaymentSource.VOLUNTARY:
         repayment.reversible_until = today + SEPA_REFUND_RIGHT
-    ref = repayment.operation_id or repayment.id
+    # the provider's object whose balance transaction moved the cash (the charge of a debit)
+    ref = provider_ref or repayment.operation_id or repayment.id
     ledger.post(
         session,
         kind="repayment",
@@ -1067,7 +1081,7 @@ def payment_update(
     if result.status == "succeeded" and repayment.status is RepaymentStatus.PENDING:
         op.status = OperationStatus.SUCCEEDED
         op.updated_at = now
-        _repayment_succeeded(session, clock, advance, repayment)
+        _repayment_succeeded(session, clock, advance, repayment, provider_ref=result.charge_id)
         return "handled: debit succeeded"
     if (
         result.status in ("requires_payment_method", "canceled")
@@ -1079,7 +1093,7 @@ def payment_update(
     return f"handled: debit {result.status}"
 
 
-def dispute(session: Session, clock: Clock, rail: StripeRail, charge_id: str) -> str:
+def dispute(session: Session, clock: Clock, rail: StripeRail, charge_id: str, dispute_id: str) -> str:
     """A SEPA debit charged back (within the 8-week right): reopen what it repaid."""
     charge = rail.retrieve_charge(charge_id)
     intent = charge.get("payment_intent")
@@ -1097,7 +1111,7 @@ def dispute(session: Session, clock: Clock, rail: StripeRail, charge_id: str) ->
     if repayment.status is not RepaymentStatus.SUCCEEDED:
         return f"ignored: repayment is {repayment.status.value}"
     now = clock.now()
-    posted = ledger.find(session, "repayment", op.id)
+    posted = ledger.find(session, "repayment", charge_id)
     invariant(posted is not None, "a succeeded repayment was posted")
     assert posted is not None
     ledger.reverse(
@@ -1107,6 +1121,7 @@ def dispute(session: Session, clock: Clock, rail: StripeRail, charge_id: str) ->
         memo=f"Advance {advance.id}: debit {intent} disputed",
         on=clock.today(),
         now=now,
+        external_ref=dispute_id,
     )
     repayment.status = RepaymentStatus.REVERSED
     repayment.updated_at = now

@@ -104,5 +104,5 @@ def _apply(
         charge = obj.get("charge")
         if not charge:
             return "ignored: dispute without charge"
-        return service.dispute(session, clock, rail, str(charge))
+        return service.dispute(session, clock, rail, str(charge), object_id)
     return f"ignored: {kind}"[:40]

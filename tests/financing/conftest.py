@@ -181,3 +181,38 @@ def advance(env: Env, who: Seller, advance_id: str) -> dict[str, Any]:
 
 def days(env: Env, n: int) -> None:
     env.clock.advance(timedelta(days=n))
+
+
+class SmtpSink:
+    """A real SMTP server on 127.0.0.1 keeping what it receives."""
+
+    def __init__(self) -> None:
+        from email import message_from_bytes
+        from email.message import Message
+
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Message] = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink.messages.append(message_from_bytes(envelope.content))
+                return "250 OK"
+
+        with socket.socket() as probe:  # aiosmtpd cannot start on port 0
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.controller.start()
+    yield sink
+    sink.controller.stop()

@@ -1,0 +1,209 @@
+"""Repaying in every way an SME or a debtor does, late or early, fully or partly, and
+what the ledger, the provider and the SME's mailbox see."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from escompte.financing import pricing, tasks
+from escompte.models import Advance, Event
+from tests.financing.conftest import Env, advance, days, quote, seller, set_up_payments
+from tests.financing.test_advances import _deliver, _disbursed, _ledger_balanced, _sweep
+
+pytestmark = pytest.mark.committed
+
+
+def _problem(r: Any) -> str:
+    return str(r.json()["type"]).rsplit(":", 1)[-1]
+
+
+def test_partial_early_repayment_pays_fees_first_then_principal(env: Env) -> None:
+    who = seller(env, amount_cents=1_000_000)
+    adv = _disbursed(env, who)
+    rate = Decimal(str(adv["daily_rate"]))
+    days(env, 10)
+    r = env.http.post(
+        f"/v1/advances/{adv['id']}/repayments",
+        headers=who.headers,
+        json={"amount": {"amount": 400_000, "currency": "EUR"}},
+    )
+    assert r.status_code == 201, r.text
+    env.fake.settle_payment_intents()
+    _deliver(env)
+    (rep,) = env.http.get(f"/v1/advances/{adv['id']}/repayments", headers=who.headers).json()["data"]
+    fee_10 = pricing.fee_cents(1_000_000, rate, 10)
+    assert rep["fees"]["amount"] == fee_10
+    assert rep["principal"]["amount"] == 400_000 - fee_10
+    assert rep["reversible_until"] is not None  # SEPA Core: 8 weeks
+    remaining = 1_000_000 - (400_000 - fee_10)
+    days(env, 5)
+    _sweep(env)
+    a = advance(env, who, str(adv["id"]))
+    # days 11-15 on what is left of the principal
+    assert a["owed"]["fees"]["amount"] == pricing.fee_cents(remaining, rate, 5)
+    assert a["owed"]["principal"]["amount"] == remaining
+    assert a["status"] == "active"
+    _ledger_balanced(env)
+
+
+def test_notified_mode_surplus_goes_back_to_the_sme(env: Env) -> None:
+    who = seller(env, amount_cents=1_000_000)
+    adv = _disbursed(env, who)
+    days(env, 20)
+    r = env.http.post(
+        f"/v1/advances/{adv['id']}/repayments",
+        headers={"Authorization": f"Bearer {who.admin_key}"},
+        json={"method": "collection_account", "amount": {"amount": 1_000_000, "currency": "EUR"}},
+    )
+    assert r.status_code == 201, r.text
+    (rep,) = r.json()["data"]
+    fee = pricing.fee_cents(1_000_000, Decimal(str(adv["daily_rate"])), 20)
+    # the debtor paid the invoice's 10,000 EUR: the advance took 10,000 EUR + 20 days of fees
+    assert rep["status"] == "succeeded"
+    assert rep["fees"]["amount"] == fee
+    assert rep["principal"]["amount"] == 1_000_000 - fee
+    a = advance(env, who, str(adv["id"]))
+    assert a["status"] == "active" and a["owed"]["principal"]["amount"] == fee
+    # an SME key cannot claim money arrived on the collection account
+    r = env.http.post(
+        f"/v1/advances/{adv['id']}/repayments",
+        headers=who.headers,
+        json={"method": "collection_account", "amount": {"amount": 100, "currency": "EUR"}},
+    )
+    assert r.status_code == 403
+    _ledger_balanced(env)
+
+
+def test_collection_account_surplus(env: Env) -> None:
+    who = seller(env, amount_cents=1_200_000)
+    q = quote(env, who, amount={"amount": 600_000, "currency": "EUR"})
+    set_up_payments(env, who)
+    r = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]})
+    env.fake.settle_payouts()
+    _deliver(env)
+    adv = r.json()
+    days(env, 10)
+    r = env.http.post(
+        f"/v1/advances/{adv['id']}/repayments",
+        headers={"Authorization": f"Bearer {who.admin_key}"},
+        json={"method": "collection_account", "amount": {"amount": 1_200_000, "currency": "EUR"}},
+    )
+    (rep,) = r.json()["data"]
+    fee = pricing.fee_cents(600_000, Decimal(str(adv["daily_rate"])), 10)
+    assert rep["surplus"]["amount"] == 1_200_000 - 600_000 - fee
+    assert advance(env, who, adv["id"])["status"] == "repaid"
+    accounts = env.http.get("/v1/ledger/accounts", headers=who.headers).json()["data"]
+    owed_back = {a["code"]: a["balance"] for a in accounts}["payable_to_company"]
+    assert owed_back == -(1_200_000 - 600_000 - fee)  # a liability: credit balance
+    _ledger_balanced(env)
+
+
+def test_overdue_accrues_late_interest_and_a_bounced_debit_reopens(env: Env) -> None:
+    who = seller(env, amount_cents=500_000, days=60)
+    adv = _disbursed(env, who, adv_days=10)
+    rate, late = Decimal(str(adv["daily_rate"])), Decimal(str(adv["late_daily_rate"]))
+    env.fake.fail_next_payment_intent("insufficient_funds")
+    days(env, 9)
+    _sweep(env)  # debit at maturity
+    env.fake.settle_payment_intents()
+    _deliver(env)
+    a = advance(env, who, str(adv["id"]))
+    assert a["owed"]["being_collected"]["amount"] == 0  # the debit bounced
+    with env.session() as s:
+        types = set(s.execute(select(Event.type).where(Event.object_id == adv["id"])).scalars())
+    assert "advance.repayment_failed" in types
+    days(env, 4)  # 13 days: 3 past maturity
+    _sweep(env)
+    a = advance(env, who, str(adv["id"]))
+    assert a["status"] == "overdue"
+    assert a["owed"]["late_interest"]["amount"] == pricing.fee_cents(500_000, late, 3)
+    assert a["owed"]["fees"]["amount"] == pricing.fee_cents(500_000, rate, 13)
+    _ledger_balanced(env)
+
+
+def test_quote_whose_eligibility_changed_is_refused_with_the_reason(env: Env) -> None:
+    who = seller(env)
+    set_up_payments(env, who)
+    q = quote(env, who)
+    r = env.http.get("/v1/eligibility/policy", headers={"Authorization": f"Bearer {who.admin_key}"})
+    settings = r.json()["settings"]
+    settings["debtor_limit_cents"] = 800_000
+    r = env.http.post(
+        "/v1/eligibility/policy",
+        headers={"Authorization": f"Bearer {who.admin_key}"},
+        json={"settings": settings, "note": "lower buyer limit"},
+    )
+    assert r.status_code == 201, r.text
+    r = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]})
+    assert r.status_code == 409 and _problem(r) == "eligibility_changed"
+    assert "800000" in r.json()["detail"]
+    with env.session() as s:
+        assert s.execute(select(func.count()).select_from(Advance)).scalar_one() == 0
+    assert env.fake.performed[("POST", "/v1/transfers")] == 0
+
+
+def test_expired_quote_and_replayed_acceptance(env: Env) -> None:
+    who = seller(env, invoices=1)
+    set_up_payments(env, who)
+    q = quote(env, who)
+    headers = {**who.headers, "Idempotency-Key": "accept-1"}
+    first = env.http.post("/v1/advances", headers=headers, json={"quote": q["id"]})
+    again = env.http.post("/v1/advances", headers=headers, json={"quote": q["id"]})
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
+    other = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]})
+    assert other.status_code == 409 and _problem(other) == "quote_already_accepted"
+    assert other.json()["advance"] == first.json()["id"]
+    assert env.fake.performed[("POST", "/v1/payouts")] == 1
+
+    late = seller(env)
+    set_up_payments(env, late)
+    q2 = quote(env, late)
+    days(env, 1)
+    r = env.http.post("/v1/advances", headers=late.headers, json={"quote": q2["id"]})
+    assert r.status_code == 409 and _problem(r) == "quote_expired"
+
+
+def test_maturity_notice_is_emailed_a_week_before(env: Env, smtp_sink: Any) -> None:
+    who = seller(env, amount_cents=300_000)
+    adv = _disbursed(env, who, adv_days=30)
+    settings = env.settings.model_copy(update={"smtp_url": smtp_sink.url})
+    with env.session() as s, s.begin():
+        assert tasks.notices(s, env.clock, settings) == 0
+    days(env, 23)
+    with env.session() as s, s.begin():
+        assert tasks.notices(s, env.clock, settings) == 1
+    with env.session() as s, s.begin():
+        assert tasks.notices(s, env.clock, settings) == 0  # once
+    (message,) = smtp_sink.messages
+    assert adv["id"] in message["Subject"]
+    body = message.get_payload()
+    fee = pricing.fee_cents(300_000, Decimal(str(adv["daily_rate"])), 30)
+    from escompte.money import format_cents
+
+    assert format_cents(300_000 + fee) in body
+
+
+def test_provider_report_agrees_with_the_ledger(env: Env) -> None:
+    who = seller(env, amount_cents=400_000)
+    adv = _disbursed(env, who)
+    days(env, 10)
+    env.http.post(f"/v1/advances/{adv['id']}/repayments", headers=who.headers, json={})
+    env.fake.settle_payment_intents()
+    _deliver(env)
+    (pi,) = env.fake.objects("payment_intent")
+    env.fake.dispute_charge(pi["latest_charge"])
+    _deliver(env)
+    env.fake.top_up(1_000_000)
+    admin = {"Authorization": f"Bearer {who.admin_key}"}
+    report = env.http.get("/v1/ledger/provider-reconciliation", headers=admin).json()
+    assert report["agrees"], report
+    assert report["matched"] == 3  # transfer, collected debit, chargeback
+    assert report["unposted_funding"] == env.fake.initial_balance_cents + 1_000_000
+    tb = env.http.get("/v1/ledger/trial-balance", headers=admin).json()
+    assert tb["balanced"] and tb["totals"] == {"EUR": 0}
+    assert env.http.get("/v1/ledger/trial-balance", headers=who.headers).status_code == 403
