@@ -185,15 +185,43 @@ def demo(
     from escompte.clock import SystemClock
 
     settings = _settings(data_dir)
+    base = f"http://{host}:{port}"
+    fake = None
+    if not settings.stripe_api_key:
+        # No Stripe account configured: payments run against the local fake Stripe, in
+        # this process, which posts its signed webhooks to the demo API.
+        from escompte.financing.stripe_fake import FakeStripe
+
+        fake = FakeStripe(
+            api_key="sk_test_escompte_demo",
+            webhook_url=f"{base}/v1/webhooks/stripe",
+            webhook_secret="whsec_test_escompte_demo",
+            auto_deliver=True,
+        ).start()
+        os.environ.update(
+            ESCOMPTE_STRIPE_API_KEY=fake.api_key,
+            ESCOMPTE_STRIPE_API_BASE=fake.base_url,
+            ESCOMPTE_STRIPE_WEBHOOK_SECRET="whsec_test_escompte_demo",
+        )
+        settings = _settings(data_dir)
     url = _database_url(settings)
     _migrate(url)
     clock = SystemClock()
+    financed = ""
     with _session(url, settings) as session, session.begin():
         if not demo_data.already_seeded(session):
             demo_data.seed(session, clock)
             err.print("[green]demo data seeded[/]")
+            if fake is not None:
+                from escompte import demo_financing
+                from escompte.financing import rails
+
+                advances = demo_financing.seed(
+                    session, clock, rails.from_settings(settings), fake, settings.sepa_debit_cap_cents
+                )
+                if advances:
+                    financed = f"  An advance's statement: {base}/v1/advances/{advances[-1]}/statement\n"
         keys = demo_data.demo_keys(session, clock)
-    base = f"http://{host}:{port}"
     out = Console()
     out.print(
         f"""
@@ -204,7 +232,10 @@ def demo(
   Partner key:             {keys.partner}
   Company key ({keys.company_id}): {keys.company}
 
+  Payments:                {"local fake Stripe at " + fake.base_url if fake else settings.stripe_api_base}
+{financed}
   Try:  curl -H "Authorization: Bearer {keys.admin}" {base}/v1/companies
+        curl -H "Authorization: Bearer {keys.admin}" {base}/v1/advances
 """,
         soft_wrap=True,
     )
