@@ -42,6 +42,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+# the local fake Stripe's test-mode webhook secret (the demo only)
+DEMO_WEBHOOK_SECRET = "whsec_test_escompte_demo"  # noqa: S105
+
+
 def _settings(data_dir: Path | None) -> Settings:
     try:
         settings = load_settings()
@@ -195,13 +199,13 @@ def demo(
         fake = FakeStripe(
             api_key="sk_test_escompte_demo",
             webhook_url=f"{base}/v1/webhooks/stripe",
-            webhook_secret="whsec_test_escompte_demo",
+            webhook_secret=DEMO_WEBHOOK_SECRET,
             auto_deliver=True,
         ).start()
         os.environ.update(
             ESCOMPTE_STRIPE_API_KEY=fake.api_key,
             ESCOMPTE_STRIPE_API_BASE=fake.base_url,
-            ESCOMPTE_STRIPE_WEBHOOK_SECRET="whsec_test_escompte_demo",
+            ESCOMPTE_STRIPE_WEBHOOK_SECRET=DEMO_WEBHOOK_SECRET,
         )
         settings = _settings(data_dir)
     url = _database_url(settings)

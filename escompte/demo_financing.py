@@ -42,7 +42,9 @@ def _events(session: Session, clock: Clock, rail: StripeRail, provider: Provider
         webhooks.receive(session, clock, rail, event)
 
 
-def seed(session: Session, now_clock: Clock, rail: StripeRail, provider: Provider, cap_cents: int) -> list[str]:
+def seed(
+    session: Session, now_clock: Clock, rail: StripeRail, provider: Provider, cap_cents: int
+) -> list[str]:
     admin = Principal(kind=PrincipalKind.ADMIN, key_id="key_demo_seed", mode=KeyMode.TEST)
     clock = FrozenClock(now_clock.now() - timedelta(days=DAYS_AGO))
     advances: list[str] = []
@@ -90,7 +92,14 @@ def seed(session: Session, now_clock: Clock, rail: StripeRail, provider: Provide
         clock.advance(timedelta(days=1))
         if day == EARLY_REPAYMENT_DAY and advances:
             service.repay(
-                session, clock, rail, admin, advances[0], method="sepa_debit", amount_cents=None, cap_cents=cap_cents
+                session,
+                clock,
+                rail,
+                admin,
+                advances[0],
+                method="sepa_debit",
+                amount_cents=None,
+                cap_cents=cap_cents,
             )
             provider.settle_payment_intents()
             _events(session, clock, rail, provider)
