@@ -354,3 +354,31 @@ def test_acceptance_without_payment_profile_is_refused(env: Env) -> None:
     assert r.status_code == 409 and r.json()["type"].rsplit(":", 1)[-1] == "payment_setup_required"
     with env.session() as s:
         assert s.execute(select(func.count()).select_from(Advance)).scalar_one() == 0
+
+
+def test_stripe_5xx_leaves_the_advance_accepted_until_the_sweep_retries(env: Env) -> None:
+    who = seller(env)
+    set_up_payments(env, who)
+    q = quote(env, who)
+    env.fake.inject("POST /v1/transfers", status=503)
+    r = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]})
+    assert r.status_code == 201 and r.json()["status"] == "accepted"
+    assert env.fake.performed[("POST", "/v1/transfers")] == 0
+    env.clock.advance(timedelta(minutes=2))
+    with env.session() as s, s.begin():
+        assert tasks.recover(s, env.clock, env.settings) == 1
+    assert advance(env, who, r.json()["id"])["status"] == "disbursing"
+    assert env.fake.performed[("POST", "/v1/transfers")] == 1
+    _ledger_balanced(env)
+
+
+def test_events_out_of_order_and_twice_converge(env: Env) -> None:
+    who = seller(env, amount_cents=300_000)
+    set_up_payments(env, who)
+    adv = finance(env, who)
+    env.fake.settle_payouts()
+    results = env.fake.deliver(reverse=True, twice=True)  # payout.paid before payout.created, each twice
+    assert {status for _, status in results} == {200}
+    assert advance(env, who, adv["id"])["status"] == "active"
+    with env.session() as s:
+        assert s.execute(select(func.count()).select_from(LedgerTransaction)).scalar_one() == 1
