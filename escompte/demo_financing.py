@@ -63,17 +63,21 @@ def seed(
             user_agent="Escompte demo",
         )
         eligibility.decide_batch(session, clock, admin, company_id=company.id)
-        candidates = session.execute(
-            select(EligibilityDecision)
-            .where(
-                EligibilityDecision.company_id == company.id,
-                EligibilityDecision.eligible.is_(True),
-                EligibilityDecision.as_of_date == clock.today(),
-                EligibilityDecision.max_duration_days >= 20,
+        candidates = (
+            session.execute(
+                select(EligibilityDecision)
+                .where(
+                    EligibilityDecision.company_id == company.id,
+                    EligibilityDecision.eligible.is_(True),
+                    EligibilityDecision.as_of_date == clock.today(),
+                    EligibilityDecision.max_duration_days >= 20,
+                )
+                .order_by(EligibilityDecision.max_amount_cents.desc())
+                .limit(PER_COMPANY)
             )
-            .order_by(EligibilityDecision.max_amount_cents.desc())
-            .limit(PER_COMPANY)
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         for decision in candidates:
             quote = service.create_quote(
                 session,

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -66,6 +66,7 @@ log = structlog.get_logger("escompte.financing")
 S = AdvanceStatus
 DISBURSED = (S.ACTIVE, S.OVERDUE, S.IN_COLLECTIONS, S.DEFAULTED)
 SEPA_REFUND_RIGHT = timedelta(weeks=8)
+DEBIT_RETRY_DAYS = 3
 
 
 # --- pricing grid --------------------------------------------------------------------------
@@ -907,6 +908,7 @@ def initiate_debit(
             extra={"pending": o.pending_cents},
         )
     advance.debit_initiated_at = now
+    advance.debit_retry_on = None
     seq = session.execute(select(func.count()).where(Repayment.advance_id == advance.id)).scalar_one()
     out = []
     left = wanted
@@ -1050,9 +1052,11 @@ def _repayment_failed(
     repayment.status = RepaymentStatus.FAILED
     repayment.failure_code = code[:60]
     repayment.updated_at = now
-    # fees run again until the advance is actually repaid
+    # fees run again until the advance is actually repaid; the debit is presented again
+    # after DEBIT_RETRY_DAYS (the collection case takes over the rest)
     advance.fees_stop_on = None
     advance.debit_initiated_at = None
+    advance.debit_retry_on = clock.today() + timedelta(days=DEBIT_RETRY_DAYS)
     states.record(
         session, "advance.repayment_failed", advance, now, {"repayment": repayment.id, "code": code}
     )
@@ -1289,22 +1293,31 @@ def run_due(
     debtor paid the invoice. Claims advances with SKIP LOCKED (any number of workers)."""
     today = clock.today()
     counts = {"accrued": 0, "overdue": 0, "debits": 0}
-    advances = (
-        session.execute(
-            select(Advance)
-            .where(Advance.status.in_(DISBURSED))
-            .where(
-                (Advance.accrued_through.is_(None))
-                | (Advance.accrued_through < today)
-                | (Advance.debit_initiated_at.is_(None))
-            )
-            .order_by(Advance.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        .scalars()
-        .all()
+    # two business days before maturity is at most four calendar days before it
+    horizon = today + timedelta(days=4)
+    debit_due = and_(
+        Advance.debit_initiated_at.is_(None),
+        or_(Advance.debit_retry_on.is_(None), Advance.debit_retry_on <= today),
+        or_(Advance.maturity_date <= horizon, Invoice.status == InvoiceStatus.PAID),
     )
+    rows = session.execute(
+        select(Advance, Invoice.status)
+        .join(Invoice, Invoice.id == Advance.invoice_id)
+        .where(Advance.status.in_(DISBURSED))
+        .where(
+            or_(
+                Advance.accrued_through.is_(None),
+                Advance.accrued_through < today,
+                and_(Advance.status == S.ACTIVE, Advance.maturity_date < today),
+                debit_due,
+            )
+        )
+        .order_by(Advance.id)
+        .limit(limit)
+        .with_for_update(of=Advance, skip_locked=True)
+    ).all()
+    invoice_status = {advance.id: status for advance, status in rows}
+    advances = [advance for advance, _ in rows]
     for advance in advances:
         if advance.accrued_through is None or advance.accrued_through < today:
             accrue(session, clock, advance)
@@ -1314,10 +1327,9 @@ def run_due(
             counts["overdue"] += 1
         if rail is None or advance.debit_initiated_at is not None:
             continue
-        invoice_status = session.execute(
-            select(Invoice.status).where(Invoice.id == advance.invoice_id)
-        ).scalar_one()
-        if invoice_status is InvoiceStatus.PAID:
+        if advance.debit_retry_on is not None and advance.debit_retry_on > today:
+            continue
+        if invoice_status[advance.id] is InvoiceStatus.PAID:
             initiate_debit(session, clock, rail, advance, reason="debtor_paid", cap_cents=cap_cents)
             counts["debits"] += 1
         elif today >= debit_day(advance.maturity_date):

@@ -142,6 +142,8 @@ class Advance(Base):
     # the day the repayment was collected or initiated: fees stop counting then
     fees_stop_on: Mapped[date | None] = mapped_column(Date)
     debit_initiated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # after a bounced debit, the next one is not presented before this day
+    debit_retry_on: Mapped[date | None] = mapped_column(Date)
     notice_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disbursed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     repaid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

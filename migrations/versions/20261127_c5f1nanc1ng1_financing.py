@@ -283,6 +283,7 @@ def upgrade() -> None:
         sa.Column("accrued_through", sa.Date(), nullable=True),
         sa.Column("fees_stop_on", sa.Date(), nullable=True),
         sa.Column("debit_initiated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("debit_retry_on", sa.Date(), nullable=True),
         sa.Column("notice_sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("disbursed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("repaid_at", sa.DateTime(timezone=True), nullable=True),

@@ -116,8 +116,12 @@ def test_overdue_accrues_late_interest_and_a_bounced_debit_reopens(env: Env) -> 
     with env.session() as s:
         types = set(s.execute(select(Event.type).where(Event.object_id == adv["id"])).scalars())
     assert "advance.repayment_failed" in types
-    days(env, 4)  # 13 days: 3 past maturity
+    days(env, 1)
+    _sweep(env)  # not presented again at once
+    assert len(env.fake.objects("payment_intent")) == 1
+    days(env, 3)  # 13 days: 3 past maturity, 3 days after the bounce
     _sweep(env)
+    assert len(env.fake.objects("payment_intent")) == 2  # presented again
     a = advance(env, who, str(adv["id"]))
     assert a["status"] == "overdue"
     assert a["owed"]["late_interest"]["amount"] == pricing.fee_cents(500_000, late, 3)
