@@ -1206,6 +1206,8 @@ def repay(
         _repayment_succeeded(session, clock, advance, repayment, cash_account="cash_bank")
         if advance.status is not S.REPAID:
             advance.fees_stop_on = None
+        if repayment.surplus_cents and rail is not None:
+            return_surplus(session, clock, rail, advance, repayment)
         session.flush()
         return [repayment]
     if rail is None:
@@ -1226,6 +1228,93 @@ def repay(
         source=RepaymentSource.VOLUNTARY,
         cap_cents=cap_cents,
     )
+
+
+def return_surplus(
+    session: Session, clock: Clock, rail: StripeRail, advance: Advance, repayment: Repayment
+) -> None:
+    """Pay back to the SME what its debtor paid above what the advance was owed: a
+    transfer to its account and a payout to its IBAN (keys from the repayment's id). If
+    the provider does not answer, the amount stays owed (``payable_to_company``) for the
+    back-office to pay."""
+    profile = session.get(PaymentProfile, advance.company_id)
+    if profile is None:
+        return
+    now = clock.now()
+    amount = repayment.surplus_cents
+    metadata = {"advance": advance.id, "repayment": repayment.id, "purpose": "surplus"}
+    transfer = _operation(
+        session,
+        advance,
+        OperationKind.TRANSFER,
+        f"escompte:surplus:{repayment.id}",
+        amount,
+        now,
+        profile.stripe_account_id,
+    )
+    try:
+        result = rail.transfer(
+            amount_cents=amount,
+            destination=profile.stripe_account_id,
+            key=transfer.idempotency_key,
+            metadata=metadata,
+        )
+        transfer.external_id, transfer.status, transfer.updated_at = result.id, OperationStatus.SUCCEEDED, now
+        ledger.post(
+            session,
+            kind="surplus_return",
+            memo=f"Advance {advance.id}: surplus of repayment {repayment.id} returned to the SME",
+            lines=[debit("payable_to_company", amount, advance.company_id), credit("cash_stripe", amount)],
+            on=clock.today(),
+            now=now,
+            advance_id=advance.id,
+            company_id=advance.company_id,
+            external_ref=result.id,
+        )
+        payout = _operation(
+            session,
+            advance,
+            OperationKind.PAYOUT,
+            f"escompte:surplus-payout:{repayment.id}",
+            amount,
+            now,
+            profile.stripe_account_id,
+        )
+        paid = rail.payout(
+            amount_cents=amount,
+            account=profile.stripe_account_id,
+            key=payout.idempotency_key,
+            metadata=metadata,
+        )
+        payout.external_id, payout.status, payout.updated_at = paid.id, OperationStatus.PROCESSING, now
+    except (RailUnavailable, RailRefused) as exc:
+        log.warning("surplus_not_returned", advance=advance.id, repayment=repayment.id, code=exc.code)
+        return
+    states.record(
+        session, "advance.surplus_returned", advance, now, {"repayment": repayment.id, "amount": amount}
+    )
+
+
+def surplus_payout_update(
+    session: Session, clock: Clock, rail: StripeRail, payout_id: str, account: str
+) -> str:
+    op = session.execute(
+        select(PaymentOperation).where(
+            PaymentOperation.rail == "stripe", PaymentOperation.external_id == payout_id
+        )
+    ).scalar_one_or_none()
+    if op is None:
+        return "ignored: unknown surplus payout"
+    result = rail.retrieve_payout(payout_id, account)
+    if result.status == "paid":
+        op.status = OperationStatus.SUCCEEDED
+    elif result.status in ("failed", "canceled"):
+        _op_failed(
+            op, result.failure_code or result.status, result.failure_message or "payout failed", clock.now()
+        )
+        log.error("surplus_payout_failed", operation=op.id, code=op.failure_code)
+    op.updated_at = clock.now()
+    return f"handled: surplus payout {result.status}"
 
 
 def states_conflict(advance: Advance, what: str) -> Exception:

@@ -93,8 +93,10 @@ def _apply(
     kind = str(event.get("type", ""))
     object_id = str(obj.get("id", ""))
     if kind.startswith("payout."):
-        advance_id = _advance_of(session, obj, object_id)
         account = event.get("account")
+        if (obj.get("metadata") or {}).get("purpose") == "surplus" and account:
+            return service.surplus_payout_update(session, clock, rail, object_id, str(account))
+        advance_id = _advance_of(session, obj, object_id)
         if advance_id is None or not account:
             return "ignored: unknown payout"
         return service.payout_update(session, clock, rail, advance_id, object_id, str(account))

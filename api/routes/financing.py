@@ -175,7 +175,13 @@ def create_repayment(
     clock: ClockDep,
     principal: PrincipalDep,
 ) -> ListResponse[RepaymentOut]:
-    rail = _rail(request) if body.method == "sepa_debit" else None
+    if body.method == "sepa_debit":
+        rail: rails.StripeRail | None = _rail(request)
+    else:  # the surplus goes back to the SME through the rail when it is configured
+        try:
+            rail = rails.from_settings(request.app.state.settings)
+        except rails.RailNotConfigured:
+            rail = None
     if body.method == "collection_account" and body.amount is None:
         from escompte.errors import FieldError, ValidationFailed
 

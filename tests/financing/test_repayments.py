@@ -96,9 +96,15 @@ def test_collection_account_surplus(env: Env) -> None:
     fee = pricing.fee_cents(600_000, Decimal(str(adv["daily_rate"])), 10)
     assert rep["surplus"]["amount"] == 1_200_000 - 600_000 - fee
     assert advance(env, who, adv["id"])["status"] == "repaid"
+    # the surplus went back to the SME: transfer to its account, payout to its IBAN
+    surplus = 1_200_000 - 600_000 - fee
+    transfers = sorted(t["amount"] for t in env.fake.objects("transfer"))
+    assert transfers == sorted([600_000, surplus])
     accounts = env.http.get("/v1/ledger/accounts", headers=who.headers).json()["data"]
-    owed_back = {a["code"]: a["balance"] for a in accounts}["payable_to_company"]
-    assert owed_back == -(1_200_000 - 600_000 - fee)  # a liability: credit balance
+    assert {a["code"]: a["balance"] for a in accounts}["payable_to_company"] == 0
+    env.fake.settle_payouts()
+    _deliver(env)
+    assert advance(env, who, adv["id"])["status"] == "repaid"
     _ledger_balanced(env)
 
 
