@@ -621,6 +621,10 @@ CHECKS: dict[tuple[str, str], Writer] = {
         "finançables ici.",
         "This is a supplier invoice (payable): only invoices you issued to your customers are financed here.",
     ),
+    ("b2b", "supplier"): _fixed(
+        "Facture d'un fournisseur : Escompte le paie maintenant par virement, vous remboursez à l'échéance.",
+        "A supplier's invoice: Escompte pays the supplier now by transfer, you repay at maturity.",
+    ),
     ("b2b", "public_sector"): _b2b_public,
     ("b2b", "business"): _fixed("Facture entre entreprises (B2B).", "Business-to-business invoice."),
     ("not_related_party", "same_siren"): _fixed(

@@ -74,6 +74,7 @@ from escompte.models import (
 
 OPEN_STATUSES = ("open", "partially_paid", "disputed")
 RECEIVABLE_ACCOUNTS = "411%"  # customer receivables in the French chart of accounts
+PAYABLE_ACCOUNTS = "401%"  # supplier payables (their invoices are credited there)
 APPROVAL_CODES = (205, 214)
 
 # A bank line that signals an incident: a rejected or unpaid direct debit, a returned
@@ -381,19 +382,24 @@ def _invoices(chosen: Any) -> tuple[list[Any], list[Any]]:
 # one-time filter). Written as SQL over the statement's names: chosen, invoices, df.
 _BOOK_MATCH = text(
     """
-    SELECT count(*) AS book_lines, coalesce(sum(b.debit_cents), 0) AS book_debit
+    SELECT count(*) AS book_lines, coalesce(sum(b.amount), 0) AS book_debit
     FROM (
-        SELECT debit_cents FROM book_lines
-        WHERE df.debtor_aux IS NOT NULL AND company_id = chosen.company_id
+        SELECT debit_cents AS amount FROM book_lines
+        WHERE invoices.kind = 'receivable' AND df.debtor_aux IS NOT NULL AND company_id = chosen.company_id
           AND aux_account_num = df.debtor_aux AND piece_ref = invoices.number
           AND account_num LIKE :receivable
         UNION ALL
         SELECT debit_cents FROM book_lines
-        WHERE df.debtor_aux IS NULL AND company_id = chosen.company_id
+        WHERE invoices.kind = 'receivable' AND df.debtor_aux IS NULL AND company_id = chosen.company_id
           AND piece_ref = invoices.number AND account_num LIKE :receivable
+        UNION ALL
+        SELECT credit_cents FROM book_lines
+        WHERE invoices.kind = 'payable' AND company_id = chosen.company_id
+          AND piece_ref = invoices.number AND account_num LIKE :payable
+          AND (df.debtor_aux IS NULL OR aux_account_num = df.debtor_aux)
     ) b
     """
-).bindparams(receivable=RECEIVABLE_ACCOUNTS)
+).bindparams(receivable=RECEIVABLE_ACCOUNTS, payable=PAYABLE_ACCOUNTS)
 
 
 def _book_match() -> Any:
@@ -577,10 +583,11 @@ class BookMatch:
 
 
 def book_matches(
-    session: Session, invoices: Iterable[tuple[str, str, str | None, str]]
+    session: Session, invoices: Iterable[tuple[str, str, str | None, str, str]]
 ) -> dict[str, BookMatch]:
     """Book lines of many invoices at once — (invoice id, company id, debtor's auxiliary
-    account or None, number) — in one pass over the companies' receivable lines."""
+    account or None, number, kind) — in one pass over the companies' customer (411, debit)
+    or supplier (401, credit) lines."""
     rows = list(invoices)
     if not rows:
         return {}
@@ -589,15 +596,19 @@ def book_matches(
             """
             WITH wanted AS (
                 SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:companies AS text[]),
-                                     CAST(:auxes AS text[]), CAST(:numbers AS text[]))
-                       AS w(invoice_id, company_id, aux, number)
+                                     CAST(:auxes AS text[]), CAST(:numbers AS text[]),
+                                     CAST(:kinds AS text[]))
+                       AS w(invoice_id, company_id, aux, number, kind)
             )
-            SELECT w.invoice_id, count(b.id) AS lines, coalesce(sum(b.debit_cents), 0) AS debit
+            SELECT w.invoice_id, count(b.id) AS lines,
+                   coalesce(sum(CASE WHEN w.kind = 'payable' THEN b.credit_cents ELSE b.debit_cents END), 0)
+                       AS debit
             FROM wanted w
             JOIN book_lines b
               ON b.company_id = w.company_id AND b.piece_ref = w.number
              AND (w.aux IS NULL OR b.aux_account_num = w.aux)
-             AND b.account_num LIKE :receivable
+             AND ((w.kind = 'receivable' AND b.account_num LIKE :receivable)
+                  OR (w.kind = 'payable' AND b.account_num LIKE :payable))
             GROUP BY w.invoice_id
             """
         ),
@@ -606,7 +617,9 @@ def book_matches(
             "companies": [r[1] for r in rows],
             "auxes": [r[2] for r in rows],
             "numbers": [r[3] for r in rows],
+            "kinds": [r[4] for r in rows],
             "receivable": RECEIVABLE_ACCOUNTS,
+            "payable": PAYABLE_ACCOUNTS,
         },
     )
     return {r.invoice_id: BookMatch(int(r.lines), int(r.debit)) for r in result}

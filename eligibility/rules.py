@@ -146,8 +146,9 @@ def debtor_no_proceedings(f: Facts, p: PolicySettings) -> Check:
 
 
 def b2b(f: Facts, p: PolicySettings) -> Check:
-    if f.kind != "receivable":
-        return Check("b2b", "fail", "payable", {"kind": f.kind})
+    if f.kind == "payable":
+        # a supplier's invoice: Escompte pays the supplier, the SME repays (docs/financing.md)
+        return Check("b2b", "ok", "supplier", {"kind": f.kind})
     if f.debtor_legal_form and f.debtor_legal_form.startswith("7") and not p.allow_public_sector_debtors:
         return Check("b2b", "fail", "public_sector", {"legal_form": f.debtor_legal_form})
     return Check("b2b", "ok", "business")

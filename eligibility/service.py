@@ -253,7 +253,13 @@ def _decide_batch(
     books = queries.book_matches(
         session,
         (
-            (r["invoice_id"], r["company_id"], parts.debtors[r["debtor_id"]]["debtor_aux"], r["number"])
+            (
+                r["invoice_id"],
+                r["company_id"],
+                parts.debtors[r["debtor_id"]]["debtor_aux"],
+                r["number"],
+                str(r["kind"]),
+            )
             for r in parts.invoices
             if snapshots[r["company_id"]].get("books_as_of")
         ),

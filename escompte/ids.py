@@ -27,6 +27,7 @@ PREFIXES = {
     "invoice": "inv",
     "job": "job",
     "ledger_transaction": "ltx",
+    "payment_file": "pmf",
     "payment_operation": "pop",
     "quote": "qte",
     "repayment": "rpy",

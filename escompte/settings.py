@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     stripe_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Stripe caps one SEPA Direct Debit at 10,000 EUR unless it raised the limit
     sepa_debit_cap_cents: int = Field(default=1_000_000, ge=100, le=10**11)
+    # the platform's own bank account: supplier (payables) advances leave it by SEPA
+    # credit transfer (pain.001 files), the debtors of notified advances pay into it
+    platform_name: str = Field(default="Escompte", min_length=1, max_length=70)
+    platform_iban: str | None = None
+    platform_bic: str | None = None
     smtp_url: str | None = None
     sms_url: str | None = None
 
@@ -64,6 +69,19 @@ class Settings(BaseSettings):
         if value and len(value) < 32:
             raise ValueError("must be at least 32 characters long")
         return value or None
+
+    @field_validator("platform_iban")
+    @classmethod
+    def _iban(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from schwifty import IBAN
+        from schwifty.exceptions import SchwiftyException
+
+        try:
+            return str(IBAN(value).compact)
+        except SchwiftyException as exc:
+            raise ValueError(f"not a valid IBAN: {exc}") from None
 
     @field_validator("stripe_api_base", "smtp_url", "sms_url")
     @classmethod

@@ -55,3 +55,8 @@ class PaymentRefused(DomainError):
     status = 402
     code = "payment_refused"
     title = "Refused by the payment provider"
+
+
+class NothingToPay(Conflict):
+    code = "nothing_to_pay"
+    title = "Nothing to pay"

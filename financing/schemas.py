@@ -103,6 +103,11 @@ def quote_out(q: Quote, now: datetime) -> QuoteOut:
 
 class AdvanceIn(InputModel):
     quote: ref("qte", "The quote to accept.")  # type: ignore[valid-type]
+    supplier_iban: text(34) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="A supplier's invoice (payables): the IBAN the supplier is paid to, when its "
+        "e-invoice did not give one.",
+    )
 
 
 class Owed(BaseModel):
@@ -281,4 +286,37 @@ def grid_out(g: PricingGrid) -> GridOut:
         quote_ttl_minutes=s.quote_ttl_minutes,
         note=g.note,
         created_at=g.created_at,
+    )
+
+
+class PaymentFileOut(BaseModel):
+    object: Literal["payment_file"] = "payment_file"
+    id: str
+    format: str
+    transactions: int
+    total: Money
+    execution_date: date
+    created_at: datetime
+    download: str = Field(description="GET this path for the pain.001 XML to send to the bank.")
+
+
+def payment_file_out(f: Any) -> PaymentFileOut:
+    return PaymentFileOut(
+        id=f.id,
+        format=f.format,
+        transactions=f.transactions,
+        total=money(f.total_cents, "EUR"),
+        execution_date=f.execution_date,
+        created_at=f.created_at,
+        download=f"/v1/payment-files/{f.id}",
+    )
+
+
+class StatementOut(BaseModel):
+    object: Literal["platform_statement"] = "platform_statement"
+    confirmed: list[str] = Field(description="Credit transfers seen leaving: their advances started.")
+    returned: list[str] = Field(description="Credit transfers returned: their advances failed.")
+    unknown: list[str] = Field(description="End-to-end ids that are not ours (left alone).")
+    mismatched: list[str] = Field(
+        description="Ours, but another amount or a return after start: back-office."
     )

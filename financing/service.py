@@ -21,15 +21,17 @@ from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
 from escompte.clock import Clock
+from escompte.connectors.xml import XmlError
 from escompte.eligibility import service as eligibility
 from escompte.eligibility.facts import invoice_fingerprint
-from escompte.errors import FieldError, Forbidden, NotFound, ValidationFailed, invariant
-from escompte.financing import ledger, pricing, states
+from escompte.errors import FieldError, FileRejected, Forbidden, NotFound, ValidationFailed, invariant
+from escompte.financing import ledger, pricing, sepa, states
 from escompte.financing.exceptions import (
     AlreadyFinanced,
     EligibilityChanged,
     ExtensionRefused,
     NotEligible,
+    NothingToPay,
     PaymentRefused,
     PaymentSetupRequired,
     PaymentsUnavailable,
@@ -53,6 +55,7 @@ from escompte.models import (
     InvoiceStatus,
     OperationKind,
     OperationStatus,
+    PaymentFile,
     PaymentOperation,
     PaymentProfile,
     PricingGrid,
@@ -61,6 +64,7 @@ from escompte.models import (
     RepaymentSource,
     RepaymentStatus,
 )
+from escompte.settings import Settings
 
 log = structlog.get_logger("escompte.financing")
 S = AdvanceStatus
@@ -334,9 +338,12 @@ def set_up_payments(
 # --- accepting ----------------------------------------------------------------------------
 
 
-def accept(session: Session, clock: Clock, principal: Principal, quote_id: str) -> Advance:
+def accept(
+    session: Session, clock: Clock, principal: Principal, quote_id: str, *, supplier_iban: str | None = None
+) -> Advance:
     """Re-check eligibility and limits and create the advance (status accepted). The
-    caller commits before money moves (``disburse``)."""
+    caller commits before money moves (``disburse``). A supplier's invoice (payables) is
+    paid to ``supplier_iban``, or to the IBAN its e-invoice gave."""
     quote = get_quote(session, principal, quote_id, lock=True)
     now = clock.now()
     if quote.accepted_at is not None:
@@ -366,12 +373,24 @@ def accept(session: Session, clock: Clock, principal: Principal, quote_id: str) 
             f"Quote {quote.id} no longer holds: {'; '.join(reasons)}. Ask for a new quote.",
             extra={**_refusal_extra(decision), "reasons": reasons},
         )
-    invoice, siren = session.execute(
-        select(Invoice, Debtor.siren)
+    invoice, siren, counterparty = session.execute(
+        select(Invoice, Debtor.siren, Debtor.legal_name)
         .join(Debtor, Debtor.id == Invoice.debtor_id)
         .where(Invoice.id == quote.invoice_id)
     ).one()
     invariant(siren is not None, "an eligible invoice has a debtor SIREN")
+    payee_iban = None
+    if invoice.kind is InvoiceKind.PAYABLE:
+        payee_iban = supplier_iban or invoice.payment_iban
+        if payee_iban is None:
+            raise ValidationFailed(
+                "Where should the supplier be paid? Its invoice carries no IBAN.",
+                [
+                    FieldError(
+                        "supplier_iban", "required for a supplier's invoice without IBAN", code="missing"
+                    )
+                ],
+            )
     fingerprint = invoice_fingerprint(str(siren), invoice.number, invoice.amount_cents, invoice.issue_date)
     advance = Advance(
         id=new_id("adv"),
@@ -391,6 +410,8 @@ def accept(session: Session, clock: Clock, principal: Principal, quote_id: str) 
         start_date=clock.today(),
         maturity_date=clock.today() + timedelta(days=quote.duration_days),
         fingerprint=fingerprint,
+        payee_name=counterparty[:140] if payee_iban else None,
+        payee_iban=payee_iban,
         created_at=now,
         updated_at=now,
         created_by_key_id=principal.key_id,
@@ -462,6 +483,7 @@ def _operation(
     amount: int,
     now: datetime,
     account: str | None,
+    rail: str = "stripe",
 ) -> PaymentOperation:
     op = session.execute(
         select(PaymentOperation).where(PaymentOperation.idempotency_key == key)
@@ -471,7 +493,7 @@ def _operation(
             id=new_id("pop"),
             advance_id=advance.id,
             company_id=advance.company_id,
-            rail="stripe",
+            rail=rail,
             kind=kind,
             status=OperationStatus.PENDING,
             amount_cents=amount,
@@ -496,6 +518,9 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
     to its IBAN. Safe to call again at any point (same idempotency keys)."""
     advance = _lock(session, advance_id)
     if advance.status not in (S.ACCEPTED, S.DISBURSING):
+        return advance
+    if advance.kind is AdvanceKind.PAYABLE:
+        _order_credit_transfer(session, clock, advance)
         return advance
     profile = session.get(PaymentProfile, advance.company_id)
     invariant(profile is not None, "an accepted advance has a payment profile")
@@ -572,6 +597,155 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
         _record_payout(session, clock, advance, payout, result)
     session.flush()
     return advance
+
+
+# --- supplier advances: SEPA credit transfers from the platform's bank account ------------
+
+
+def _order_credit_transfer(session: Session, clock: Clock, advance: Advance) -> None:
+    """Queue the transfer to the supplier; it leaves with the next payment file."""
+    now = clock.now()
+    op = _operation(
+        session,
+        advance,
+        OperationKind.CREDIT_TRANSFER,
+        f"escompte:sct:{advance.id}",
+        advance.principal_cents,
+        now,
+        advance.payee_iban,
+        rail="sepa_file",
+    )
+    if advance.status is S.ACCEPTED:
+        states.transition(
+            session, advance, S.DISBURSING, now, reason="credit transfer ordered", data={"operation": op.id}
+        )
+    session.flush()
+
+
+def create_payment_file(
+    session: Session, clock: Clock, settings: Settings, principal: Principal
+) -> PaymentFile:
+    """Gather every ordered supplier transfer into one pain.001 file for the bank."""
+    if not principal.is_admin:
+        raise Forbidden("Only the back-office issues payment files.")
+    if not settings.platform_iban:
+        raise PaymentsUnavailable("ESCOMPTE_PLATFORM_IBAN is not set: no account to pay suppliers from.")
+    rows = session.execute(
+        select(PaymentOperation, Advance, Invoice.number)
+        .join(Advance, Advance.id == PaymentOperation.advance_id)
+        .join(Invoice, Invoice.id == Advance.invoice_id)
+        .where(
+            PaymentOperation.kind == OperationKind.CREDIT_TRANSFER,
+            PaymentOperation.status == OperationStatus.PENDING,
+            PaymentOperation.file_id.is_(None),
+        )
+        .order_by(PaymentOperation.id)
+        .limit(5000)
+        .with_for_update(of=PaymentOperation, skip_locked=True)
+    ).all()
+    if not rows:
+        raise NothingToPay("No supplier transfer is waiting for a payment file.")
+    today = clock.today()
+    execution = today if today.weekday() < 5 else _add_business_days(today, 1)
+    orders = [
+        sepa.Order(
+            op.id, adv.payee_name or "Supplier", adv.payee_iban or "", op.amount_cents, f"Facture {number}"
+        )
+        for op, adv, number in rows
+    ]
+    content = sepa.credit_transfer_file(
+        orders,
+        name=settings.platform_name,
+        iban=settings.platform_iban,
+        bic=settings.platform_bic,
+        execution_date=execution,
+    )
+    now = clock.now()
+    file = PaymentFile(
+        id=new_id("pmf"),
+        format=sepa.FORMAT,
+        content=content,
+        transactions=len(rows),
+        total_cents=sum(op.amount_cents for op, _, _ in rows),
+        execution_date=execution,
+        created_at=now,
+        created_by_key_id=principal.key_id,
+    )
+    session.add(file)
+    session.flush()
+    for op, _, _ in rows:
+        op.file_id = file.id
+        op.status = OperationStatus.PROCESSING
+        op.expected_on = execution
+        op.updated_at = now
+    session.flush()
+    return file
+
+
+@dataclass
+class StatementResult:
+    confirmed: list[str]
+    returned: list[str]
+    unknown: list[str]
+    mismatched: list[str]
+
+
+def apply_bank_statement(
+    session: Session, clock: Clock, principal: Principal, content: bytes
+) -> StatementResult:
+    """The platform account's camt.053: a booked debit with one of our end-to-end ids
+    confirms a supplier transfer (the advance starts); a credit with it is a return."""
+    if not principal.is_admin:
+        raise Forbidden("Only the back-office imports the platform's bank statements.")
+    try:
+        lines = sepa.statement_lines(content)
+    except XmlError as exc:
+        raise FileRejected(
+            f"The statement was refused: {exc.message}",
+            [FieldError("file", exc.message, code="invalid", line=exc.line)],
+        ) from None
+    result = StatementResult([], [], [], [])
+    now = clock.now()
+    for line in lines:
+        op_id = sepa.operation_id(line.end_to_end_id)
+        op = session.get(PaymentOperation, op_id, with_for_update=True) if op_id else None
+        if op is None or op.kind is not OperationKind.CREDIT_TRANSFER or not line.booked:
+            result.unknown.append(line.end_to_end_id)
+            continue
+        advance = _lock(session, op.advance_id)
+        if line.amount_cents != op.amount_cents:
+            result.mismatched.append(op.id)
+            continue
+        if line.debit and op.status in (OperationStatus.PENDING, OperationStatus.PROCESSING):
+            op.status, op.updated_at = OperationStatus.SUCCEEDED, now
+            ledger.post(
+                session,
+                kind="disbursement",
+                memo=f"Advance {advance.id}: credit transfer to the supplier {advance.payee_name}",
+                lines=[
+                    debit("principal_receivable", advance.principal_cents, advance.company_id),
+                    credit("cash_bank", advance.principal_cents),
+                ],
+                on=line.booking_date or clock.today(),
+                now=now,
+                advance_id=advance.id,
+                company_id=advance.company_id,
+                external_ref=op.id,
+            )
+            _payout_paid(session, clock, advance, op)
+            result.confirmed.append(op.id)
+        elif not line.debit and advance.status is S.DISBURSING:
+            # returned by the supplier's bank (closed account, wrong IBAN) before we saw it leave
+            _op_failed(op, "returned", "the supplier's bank returned the transfer", now)
+            _disbursement_failed(
+                session, clock, advance, "returned", "the supplier's bank returned the transfer"
+            )
+            result.returned.append(op.id)
+        elif not line.debit and op.status is OperationStatus.SUCCEEDED:
+            log.error("credit_transfer_returned_after_start", advance=advance.id, operation=op.id)
+            result.mismatched.append(op.id)
+    session.flush()
+    return result
 
 
 def _op_failed(op: PaymentOperation, code: str, message: str, now: datetime) -> None:

@@ -18,14 +18,17 @@ from escompte.financing.schemas import (
     ExtendIn,
     GridIn,
     GridOut,
+    PaymentFileOut,
     PaymentProfileIn,
     PaymentProfileOut,
     QuoteIn,
     QuoteOut,
     RepaymentIn,
     RepaymentOut,
+    StatementOut,
     advance_out,
     grid_out,
+    payment_file_out,
     profile_out,
     quote_out,
     repayment_out,
@@ -46,6 +49,22 @@ def _rail(request: Request) -> rails.StripeRail:
         return rails.from_settings(request.app.state.settings)
     except rails.RailNotConfigured as exc:
         raise PaymentsUnavailable(exc.message) from None
+
+
+def _iban(value: str | None, field: str = "supplier_iban") -> str | None:
+    if value is None:
+        return None
+    from schwifty import IBAN
+    from schwifty.exceptions import SchwiftyException
+
+    from escompte.errors import FieldError, ValidationFailed
+
+    try:
+        return str(IBAN(value).compact)
+    except SchwiftyException as exc:
+        raise ValidationFailed(
+            "The IBAN is not valid.", [FieldError(field, str(exc), code="invalid")]
+        ) from None
 
 
 def _cap(request: Request) -> int:
@@ -120,7 +139,7 @@ def create_advance(
     body: AdvanceIn, request: Request, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> AdvanceOut:
     rail = _rail(request)
-    advance = service.accept(session, clock, principal, body.quote)
+    advance = service.accept(session, clock, principal, body.quote, supplier_iban=_iban(body.supplier_iban))
     advance_id = advance.id
     # Write-ahead: the advance exists before any money moves; a crash from here on is
     # finished by the recovery sweep or the provider's webhook, with the same keys.
@@ -307,3 +326,71 @@ def get_payment_profile(
     company_id: CompanyId, session: SessionDep, principal: PrincipalDep
 ) -> PaymentProfileOut:
     return profile_out(service.get_profile(session, principal, company_id))
+
+
+@router.post(
+    "/v1/payment-files",
+    status_code=201,
+    response_model=PaymentFileOut,
+    responses=problem_responses(403, 409, 503),
+    summary="Gather the ordered supplier transfers into a SEPA credit transfer file (pain.001) for the bank",
+)
+def create_payment_file(
+    request: Request, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+) -> PaymentFileOut:
+    return payment_file_out(
+        service.create_payment_file(session, clock, request.app.state.settings, principal)
+    )
+
+
+@router.get(
+    "/v1/payment-files/{file_id}",
+    responses={
+        200: {"description": "The pain.001.001.03 XML.", "content": {"application/xml": {}}},
+        **problem_responses(403, 404),
+    },
+    summary="Download a payment file",
+)
+def get_payment_file(
+    file_id: Annotated[str, Path(pattern=id_pattern("pmf"))], session: SessionDep, principal: PrincipalDep
+) -> Response:
+    from escompte.errors import Forbidden, NotFound
+    from escompte.models import PaymentFile
+
+    if not principal.is_admin:
+        raise Forbidden("Only the back-office reads payment files.")
+    file = session.get(PaymentFile, file_id)
+    if file is None:
+        raise NotFound(f"No such payment file: {file_id}")
+    return Response(
+        file.content,
+        media_type="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="{file.id}.xml"'},
+    )
+
+
+@router.post(
+    "/v1/platform/bank-statements",
+    response_model=StatementOut,
+    responses=problem_responses(403, 413),
+    summary="The platform account's camt.053: confirms (or returns) the supplier transfers it shows",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/xml": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def platform_statement(
+    request: Request, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+) -> StatementOut:
+    from starlette.concurrency import run_in_threadpool
+
+    content = await request.body()
+    result = await run_in_threadpool(service.apply_bank_statement, session, clock, principal, content)
+    return StatementOut(
+        confirmed=result.confirmed,
+        returned=result.returned,
+        unknown=result.unknown,
+        mismatched=result.mismatched,
+    )

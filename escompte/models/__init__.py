@@ -37,6 +37,7 @@ from escompte.models.payment import Payment, PaymentAllocation, PaymentSource
 from escompte.models.payment_rail import (
     OperationKind,
     OperationStatus,
+    PaymentFile,
     PaymentOperation,
     PaymentProfile,
     StripeEvent,
@@ -88,6 +89,7 @@ __all__ = [
     "Partner",
     "Payment",
     "PaymentAllocation",
+    "PaymentFile",
     "PaymentOperation",
     "PaymentProfile",
     "PaymentSource",

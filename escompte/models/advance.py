@@ -135,6 +135,9 @@ class Advance(Base):
     duration_days: Mapped[int] = mapped_column(Integer)
     start_date: Mapped[date] = mapped_column(Date)
     maturity_date: Mapped[date] = mapped_column(Date)
+    # payables: the supplier paid by SEPA credit transfer
+    payee_name: Mapped[str | None] = mapped_column(String(140))
+    payee_iban: Mapped[str | None] = mapped_column(String(34))
     # the platform-wide identity of the financed invoice (eligibility.facts.invoice_fingerprint)
     fingerprint: Mapped[str] = mapped_column(String(64))
     # fees and late interest are accrued (ledger postings) up to and including this day

@@ -8,7 +8,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, DateTime, ForeignKey, Index, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from escompte.models.base import Base, created_at_column, id_column, str_enum
@@ -80,10 +90,28 @@ class PaymentOperation(Base):
     external_id: Mapped[str | None] = mapped_column(String(80))
     external_account: Mapped[str | None] = mapped_column(String(60))
     expected_on: Mapped[date | None] = mapped_column(Date)
+    # credit transfers: the pain.001 file that carries the order
+    file_id: Mapped[str | None] = mapped_column(ForeignKey("payment_files.id"))
     failure_code: Mapped[str | None] = mapped_column(String(60))
     failure_message: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PaymentFile(Base):
+    """A SEPA credit transfer file (pain.001.001.03) of the platform's bank account, to be
+    sent to the bank; its orders are confirmed by the account's camt.053 statement."""
+
+    __tablename__ = "payment_files"
+
+    id: Mapped[str] = id_column()
+    format: Mapped[str] = mapped_column(String(20))  # pain.001.001.03
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    transactions: Mapped[int] = mapped_column(Integer)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    execution_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = created_at_column()
+    created_by_key_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class StripeEvent(Base):

@@ -279,6 +279,8 @@ def upgrade() -> None:
         sa.Column("duration_days", sa.Integer(), nullable=False),
         sa.Column("start_date", sa.Date(), nullable=False),
         sa.Column("maturity_date", sa.Date(), nullable=False),
+        sa.Column("payee_name", sa.String(length=140), nullable=True),
+        sa.Column("payee_iban", sa.String(length=34), nullable=True),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("accrued_through", sa.Date(), nullable=True),
         sa.Column("fees_stop_on", sa.Date(), nullable=True),
@@ -351,6 +353,18 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "payment_files",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("format", sa.String(length=20), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("transactions", sa.Integer(), nullable=False),
+        sa.Column("total_cents", sa.BigInteger(), nullable=False),
+        sa.Column("execution_date", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by_key_id", sa.String(length=40), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_files")),
+    )
+    op.create_table(
         "payment_operations",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("advance_id", sa.String(length=40), nullable=False),
@@ -392,6 +406,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(length=80), nullable=True),
         sa.Column("external_account", sa.String(length=60), nullable=True),
         sa.Column("expected_on", sa.Date(), nullable=True),
+        sa.Column("file_id", sa.String(length=40), nullable=True),
         sa.Column("failure_code", sa.String(length=60), nullable=True),
         sa.Column("failure_message", sa.String(length=500), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -399,6 +414,9 @@ def upgrade() -> None:
         sa.CheckConstraint("amount_cents > 0", name=op.f("ck_payment_operations_amount_positive")),
         sa.ForeignKeyConstraint(
             ["advance_id"], ["advances.id"], name=op.f("fk_payment_operations_advance_id_advances")
+        ),
+        sa.ForeignKeyConstraint(
+            ["file_id"], ["payment_files.id"], name=op.f("fk_payment_operations_file_id_payment_files")
         ),
         sa.ForeignKeyConstraint(
             ["company_id"], ["companies.id"], name=op.f("fk_payment_operations_company_id_companies")
@@ -603,6 +621,7 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_payment_operations_advance_id_id"), table_name="payment_operations")
     op.drop_table("payment_operations")
+    op.drop_table("payment_files")
     op.drop_index(op.f("ix_ledger_transactions_advance_id_id"), table_name="ledger_transactions")
     op.drop_table("ledger_transactions")
     op.drop_index("uq_advances_quote", table_name="advances")

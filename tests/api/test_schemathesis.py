@@ -50,6 +50,7 @@ _SETTINGS = Settings(
     stripe_api_key="sk_test_schemathesis",
     stripe_api_base=FAKE_STRIPE.base_url,
     stripe_webhook_secret="whsec_test_schemathesis",
+    platform_iban="FR7630006000011234567890189",
 )
 # The app is built once (Schemathesis reads its spec at import); each test points its
 # state at that test's rolled-back connection.

@@ -184,8 +184,11 @@ class TestInvoiceState:
         _, en = texts(check(outcome, "invoice_open"))
         assert en == "Open invoice: €10,000.00 still due (€2,000.00 already paid)."
 
-    def test_payable_is_not_b2b_receivable(self) -> None:
-        assert evaluate(healthy(kind="payable"), POLICY).failed == ["b2b"]
+    def test_supplier_invoice_is_financed_by_paying_the_supplier(self) -> None:
+        outcome = evaluate(healthy(kind="payable"), POLICY)
+        assert outcome.eligible and outcome.failed == []
+        b2b = next(c for c in outcome.checks if c.code == "b2b")
+        assert b2b.reason == "supplier"
 
     def test_public_sector_buyer_follows_policy(self) -> None:
         f = healthy(debtor_legal_form="7210")

@@ -31,6 +31,7 @@ from tests.eligibility import builders as b
 WEBHOOK_SECRET = "whsec_test_escompte"
 API_KEY = "sk_test_escompte"
 IBAN = "FR1420041010050500013M02606"
+PLATFORM_IBAN = "FR7630006000011234567890189"
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +57,9 @@ def pay_settings(db_url: str, stripe_fake: FakeStripe) -> Settings:
         stripe_api_base=stripe_fake.base_url,
         stripe_webhook_secret=WEBHOOK_SECRET,
         stripe_timeout_seconds=2.0,
+        platform_name="Escompte SAS",
+        platform_iban=PLATFORM_IBAN,
+        platform_bic="AGRIFRPP",
     )
 
 
