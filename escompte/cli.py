@@ -44,6 +44,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 # the local fake Stripe's test-mode webhook secret (the demo only)
 DEMO_WEBHOOK_SECRET = "whsec_test_escompte_demo"  # noqa: S105
+DEMO_PLATFORM_IBAN = "FR7630006000011234567890189"
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -207,6 +208,8 @@ def demo(
             ESCOMPTE_STRIPE_API_BASE=fake.base_url,
             ESCOMPTE_STRIPE_WEBHOOK_SECRET=DEMO_WEBHOOK_SECRET,
         )
+        # the demo platform's own bank account (supplier transfers leave it)
+        os.environ.setdefault("ESCOMPTE_PLATFORM_IBAN", DEMO_PLATFORM_IBAN)
         settings = _settings(data_dir)
     url = _database_url(settings)
     _migrate(url)
@@ -221,7 +224,12 @@ def demo(
                 from escompte.financing import rails
 
                 advances = demo_financing.seed(
-                    session, clock, rails.from_settings(settings), fake, settings.sepa_debit_cap_cents
+                    session,
+                    clock,
+                    rails.from_settings(settings),
+                    fake,
+                    settings.sepa_debit_cap_cents,
+                    settings,
                 )
                 if advances:
                     financed = f"  An advance's statement: {base}/v1/advances/{advances[-1]}/statement\n"

@@ -3,7 +3,8 @@ production (the rail is the local fake Stripe when no Stripe key is configured):
 
 17 days ago each SME set up its payouts and SEPA mandate and financed up to two eligible
 invoices; payouts were paid; the days then passed one by one (fees accrued every day);
-on day 10 one SME repaid an advance early. Today the others are active, their statements
+on day 10 one SME repaid an advance early. Today one SME has a supplier paid (a pain.001
+file, confirmed by the platform account's camt.053). The others are active, their statements
 show each day's fee, and the ledger balances and agrees with the provider.
 """
 
@@ -17,10 +18,27 @@ from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal
 from escompte.clock import Clock, FrozenClock
+from escompte.companies import service as companies_service
+from escompte.companies.schemas import DebtorCreate
+from escompte.connectors.samples.bank import SampleEntry, camt053_xml, sample_iban
 from escompte.eligibility import service as eligibility
-from escompte.financing import service, webhooks
+from escompte.financing import sepa, service, webhooks
 from escompte.financing.rails import StripeRail
-from escompte.models import Advance, AdvanceStatus, Company, EligibilityDecision, KeyMode, PrincipalKind
+from escompte.invoices import service as invoices_service
+from escompte.invoices.schemas import InvoiceCreate
+from escompte.models import (
+    Advance,
+    AdvanceStatus,
+    Company,
+    EligibilityDecision,
+    Invoice,
+    InvoiceKind,
+    KeyMode,
+    PaymentOperation,
+    PrincipalKind,
+)
+from escompte.schemas import MoneyIn
+from escompte.settings import Settings
 
 DAYS_AGO = 17
 EARLY_REPAYMENT_DAY = 10
@@ -42,8 +60,92 @@ def _events(session: Session, clock: Clock, rail: StripeRail, provider: Provider
         webhooks.receive(session, clock, rail, event)
 
 
+def _finance_a_supplier(
+    session: Session, clock: FrozenClock, admin: Principal, settings: Settings
+) -> str | None:
+    """One SME has its supplier paid: the transfer leaves in a pain.001 file and the
+    platform account's camt.053 (generated here, as the bank would send it) confirms it."""
+    row = session.execute(
+        select(EligibilityDecision.invoice_id, EligibilityDecision.max_duration_days)
+        .join(Invoice, Invoice.id == EligibilityDecision.invoice_id)
+        .where(
+            Invoice.kind == InvoiceKind.PAYABLE,
+            EligibilityDecision.eligible.is_(True),
+            EligibilityDecision.as_of_date == clock.today(),
+            EligibilityDecision.max_duration_days >= 10,
+        )
+        .order_by(EligibilityDecision.max_amount_cents.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        row = _supplier_invoice(session, clock, admin)
+        if row is None:
+            return None
+    quote = service.create_quote(
+        session, clock, admin, invoice_id=row[0], amount_cents=None, duration_days=min(30, row[1])
+    )
+    advance = service.accept(session, clock, admin, quote.id, supplier_iban=sample_iban(4242))
+    service.disburse(session, clock, None, advance.id)  # type: ignore[arg-type]
+    file = service.create_payment_file(session, clock, settings, admin)
+    op = session.execute(select(PaymentOperation).where(PaymentOperation.file_id == file.id)).scalar_one()
+    statement = camt053_xml(
+        settings.platform_iban or "",
+        [
+            SampleEntry(
+                booking_date=clock.today(),
+                amount_cents=-op.amount_cents,
+                bank_code="PMNT/ICDT/ESCT",
+                counterparty_name=advance.payee_name,
+                counterparty_iban=advance.payee_iban,
+                end_to_end_id=sepa.end_to_end_id(op.id),
+            )
+        ],
+        version="001.08",
+        account_name=settings.platform_name,
+    )
+    service.apply_bank_statement(session, clock, admin, statement)
+    return advance.id
+
+
+def _supplier_invoice(session: Session, clock: Clock, admin: Principal) -> tuple[str, int] | None:
+    """The demo's books know their suppliers by account only (no SIREN): the first SME
+    receives an invoice from another demo SME it buys from, issued after its books end."""
+    companies = list(session.execute(select(Company).order_by(Company.created_at)).scalars())
+    if len(companies) < 2:
+        return None
+    buyer, supplier = companies[0], companies[1]
+    debtor = companies_service.create_debtor(
+        session,
+        clock,
+        admin,
+        DebtorCreate(company=buyer.id, siren=supplier.siren, legal_name=supplier.legal_name),
+    )
+    invoice = invoices_service.create_invoice(
+        session,
+        clock,
+        admin,
+        InvoiceCreate(
+            company=buyer.id,
+            counterparty=debtor.id,
+            kind="payable",  # type: ignore[arg-type]
+            number=f"{supplier.legal_name.split()[0].upper()}-{clock.today():%Y%m}-0042",
+            issue_date=clock.today(),
+            due_date=clock.today() + timedelta(days=45),
+            amount=MoneyIn(amount=1_860_000, currency="EUR"),
+        ),
+    )
+    decision = eligibility.decide(session, clock, admin, invoice.id)
+    made = decision.decision or eligibility.get_decision(session, admin, decision.decision_id)
+    return (invoice.id, made.max_duration_days) if made.eligible and made.max_duration_days >= 10 else None
+
+
 def seed(
-    session: Session, now_clock: Clock, rail: StripeRail, provider: Provider, cap_cents: int
+    session: Session,
+    now_clock: Clock,
+    rail: StripeRail,
+    provider: Provider,
+    cap_cents: int,
+    settings: Settings | None = None,
 ) -> list[str]:
     admin = Principal(kind=PrincipalKind.ADMIN, key_id="key_demo_seed", mode=KeyMode.TEST)
     clock = FrozenClock(now_clock.now() - timedelta(days=DAYS_AGO))
@@ -108,6 +210,11 @@ def seed(
             provider.settle_payment_intents()
             _events(session, clock, rail, provider)
         service.run_due(session, clock, rail, cap_cents)
+    if settings is not None and settings.platform_iban:
+        # today: an invoice issued today is after the books' last closed month
+        supplier = _finance_a_supplier(session, now_clock, admin, settings)
+        if supplier:
+            advances.append(supplier)
     # today's decisions see what is financed now
     for company_id in {a.company_id for a in session.execute(select(Advance)).scalars()}:
         eligibility.decide_batch(session, now_clock, admin, company_id=company_id)

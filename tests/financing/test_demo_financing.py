@@ -24,7 +24,9 @@ def test_demo_finances_invoices_and_repays_one(
     rail = rails.from_settings(pay_settings)
     with factory() as s, s.begin():
         demo.seed(s, clock)
-        advances = demo_financing.seed(s, clock, rail, stripe_fake, pay_settings.sepa_debit_cap_cents)
+        advances = demo_financing.seed(
+            s, clock, rail, stripe_fake, pay_settings.sepa_debit_cap_cents, pay_settings
+        )
     assert len(advances) >= 4
     with factory() as s:
         statuses = demo_financing.summary(s)
@@ -35,6 +37,8 @@ def test_demo_finances_invoices_and_repays_one(
         balances = ledger.advance_balances(s, active.id)
         assert balances["fee_income"] < 0 and balances["fees_receivable"] == -balances["fee_income"]
         assert s.execute(select(func.count()).select_from(Repayment)).scalar_one() >= 1
+        payables = s.execute(select(Advance).where(Advance.kind == "payable")).scalars().all()
+        assert len(payables) == 1 and payables[0].status is AdvanceStatus.ACTIVE
         assert ledger.trial_balance(s) == {"EUR": 0}
         report = provider_report.reconcile(s, rail)
         assert report.agrees, report.as_dict()
