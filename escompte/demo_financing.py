@@ -60,12 +60,10 @@ def _events(session: Session, clock: Clock, rail: StripeRail, provider: Provider
         webhooks.receive(session, clock, rail, event)
 
 
-def _finance_a_supplier(
-    session: Session, clock: FrozenClock, admin: Principal, settings: Settings
-) -> str | None:
+def _finance_a_supplier(session: Session, clock: Clock, admin: Principal, settings: Settings) -> str | None:
     """One SME has its supplier paid: the transfer leaves in a pain.001 file and the
     platform account's camt.053 (generated here, as the bank would send it) confirms it."""
-    row = session.execute(
+    found = session.execute(
         select(EligibilityDecision.invoice_id, EligibilityDecision.max_duration_days)
         .join(Invoice, Invoice.id == EligibilityDecision.invoice_id)
         .where(
@@ -77,10 +75,9 @@ def _finance_a_supplier(
         .order_by(EligibilityDecision.max_amount_cents.desc())
         .limit(1)
     ).first()
+    row = (str(found[0]), int(found[1])) if found else _supplier_invoice(session, clock, admin)
     if row is None:
-        row = _supplier_invoice(session, clock, admin)
-        if row is None:
-            return None
+        return None
     quote = service.create_quote(
         session, clock, admin, invoice_id=row[0], amount_cents=None, duration_days=min(30, row[1])
     )
