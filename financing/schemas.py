@@ -134,7 +134,9 @@ class AdvanceOut(Resource):
     maturity_date: date
     disbursed_at: datetime | None
     repaid_at: datetime | None
-    owed: Owed | None = Field(description="What is owed now, from the ledger (null before disbursement).")
+    owed: Owed | None = Field(
+        description="What is owed now, from the ledger (null until the money reached the SME)."
+    )
     failure_code: str | None
     failure_message: str | None
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from escompte.errors import InvalidTransition
@@ -78,8 +77,10 @@ def transition(
 
 
 def record(session: Session, event_type: str, advance: Advance, now: datetime, data: dict[str, Any]) -> None:
-    session.execute(
-        insert(Event).values(
+    """An event about ``advance``; written with the session's next flush (one batched
+    INSERT with the other pending rows, no round trip of its own)."""
+    session.add(
+        Event(
             id=new_id("evt"),
             type=event_type,
             company_id=advance.company_id,

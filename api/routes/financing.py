@@ -39,6 +39,9 @@ from escompte.schemas import ListResponse
 
 router = APIRouter(tags=["financing"], route_class=EscompteRoute)
 
+# before the money reached the SME nothing is owed yet (fees count from then)
+NOT_STARTED = (AdvanceStatus.ACCEPTED, AdvanceStatus.DISBURSING, AdvanceStatus.DISBURSEMENT_FAILED)
+
 QuoteId = Annotated[str, Path(pattern=id_pattern("qte"))]
 AdvanceId = Annotated[str, Path(pattern=id_pattern("adv"))]
 CompanyId = Annotated[str, Path(pattern=id_pattern("cmp"))]
@@ -119,8 +122,8 @@ def _advance_out(session: SessionDep, advance: object) -> AdvanceOut:
     from escompte.models import Advance
 
     assert isinstance(advance, Advance)
-    disbursed = advance.status not in (AdvanceStatus.ACCEPTED, AdvanceStatus.DISBURSEMENT_FAILED)
-    return advance_out(advance, service.owed(session, advance) if disbursed else None)
+    started = advance.status not in NOT_STARTED
+    return advance_out(advance, service.owed(session, advance) if started else None)
 
 
 @router.post(
