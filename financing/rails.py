@@ -76,9 +76,13 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
         raise RailUnavailable("provider_unreachable", str(exc.user_message or exc)) from None
     except stripe.IdempotencyError as exc:
+        if exc.http_status == 409:  # the same key is still being processed
+            raise RailUnavailable("request_in_progress", str(exc.user_message or exc)) from None
         raise RailRefused("idempotency_error", str(exc.user_message or exc)) from None
     except stripe.StripeError as exc:
         status = exc.http_status or 500
+        if status == 409:  # the same idempotency key is still being processed: try again later
+            raise RailUnavailable("request_in_progress", str(exc.user_message or exc)) from None
         code = exc.code or (exc.error.code if exc.error else None) or "provider_error"
         if status >= 500 or status == 429:
             raise RailUnavailable(str(code), str(exc.user_message or exc)) from None

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -181,7 +181,12 @@ def list_advances(
 
 def _decision(session: Session, clock: Clock, principal: Principal, invoice_id: str) -> EligibilityDecision:
     decided = eligibility.decide(session, clock, principal, invoice_id)
-    return decided.decision or eligibility.get_decision(session, principal, decided.decision_id)
+    decision = decided.decision or eligibility.get_decision(session, principal, decided.decision_id)
+    # Deciding turns synchronous_commit off for its transaction (a decision is derived
+    # data, made again after a crash). A quote or an advance is not: this transaction's
+    # commit must reach the disk before the client (or Stripe) hears of it.
+    session.execute(text("SET LOCAL synchronous_commit = on"))
+    return decision
 
 
 def _refusal_extra(decision: EligibilityDecision) -> dict[str, Any]:
@@ -924,12 +929,29 @@ def payout_update(
 
 
 def recover_disbursements(session: Session, clock: Clock, rail: StripeRail, older_than: timedelta) -> int:
-    """Finish disbursements a crash or an unavailable provider left half done."""
+    """Finish disbursements a crash or an unavailable provider left half done: accepted
+    advances, and card-rail advances whose payout was never recorded (a payout sent and
+    in flight is the webhook's business, not this sweep's)."""
     before = clock.now() - older_than
+    payout_recorded = exists().where(
+        PaymentOperation.advance_id == Advance.id,
+        PaymentOperation.kind == OperationKind.PAYOUT,
+        PaymentOperation.external_id.is_not(None),
+    )
     ids = (
         session.execute(
             select(Advance.id)
-            .where(Advance.status.in_((S.ACCEPTED, S.DISBURSING)), Advance.updated_at < before)
+            .where(
+                Advance.updated_at < before,
+                or_(
+                    Advance.status == S.ACCEPTED,
+                    and_(
+                        Advance.status == S.DISBURSING,
+                        Advance.kind == AdvanceKind.RECEIVABLE,
+                        ~payout_recorded,
+                    ),
+                ),
+            )
             .order_by(Advance.id)
             .limit(500)
             .with_for_update(skip_locked=True)

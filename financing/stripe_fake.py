@@ -521,7 +521,14 @@ class FakeStripe:
         self.port = sock.getsockname()[1]
         self.base_url = f"http://{self.host}:{self.port}"
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            # like Stripe, keep idle connections longer than clients do (httpx: 5 s), so a
+            # client never reuses a connection the server is closing
+            timeout_keep_alive=75,
         )
         self._server = uvicorn.Server(config)
         self._stopping = False

@@ -357,18 +357,26 @@ def test_acceptance_without_payment_profile_is_refused(env: Env) -> None:
 
 
 def test_stripe_5xx_leaves_the_advance_accepted_until_the_sweep_retries(env: Env) -> None:
-    who = seller(env)
+    who = seller(env, invoices=2)
     set_up_payments(env, who)
+    with env.session() as s:
+        from escompte.models import Invoice
+
+        other = s.execute(
+            select(Invoice.id).where(Invoice.company_id == who.company_id, Invoice.id != who.invoice_id)
+        ).scalar_one()
+    sent = env.http.post("/v1/advances", headers=who.headers, json={"quote": quote(env, who, other)["id"]})
+    assert sent.json()["status"] == "disbursing"  # payout in flight: not the sweep's business
     q = quote(env, who)
     env.fake.inject("POST /v1/transfers", status=503)
     r = env.http.post("/v1/advances", headers=who.headers, json={"quote": q["id"]})
     assert r.status_code == 201 and r.json()["status"] == "accepted"
-    assert env.fake.performed[("POST", "/v1/transfers")] == 0
+    assert env.fake.performed[("POST", "/v1/transfers")] == 1
     env.clock.advance(timedelta(minutes=2))
     with env.session() as s, s.begin():
-        assert tasks.recover(s, env.clock, env.settings) == 1
+        assert tasks.recover(s, env.clock, env.settings) == 1  # the stuck one only
     assert advance(env, who, r.json()["id"])["status"] == "disbursing"
-    assert env.fake.performed[("POST", "/v1/transfers")] == 1
+    assert env.fake.performed[("POST", "/v1/transfers")] == 2
     _ledger_balanced(env)
 
 
@@ -382,3 +390,21 @@ def test_events_out_of_order_and_twice_converge(env: Env) -> None:
     assert advance(env, who, adv["id"])["status"] == "active"
     with env.session() as s:
         assert s.execute(select(func.count()).select_from(LedgerTransaction)).scalar_one() == 1
+
+
+def test_the_advance_is_committed_durably_before_money_moves(env: Env) -> None:
+    from sqlalchemy import text
+
+    from escompte.access.principal import Principal
+    from escompte.financing import service
+    from escompte.models import KeyMode, PrincipalKind
+
+    who = seller(env)
+    set_up_payments(env, who)
+    q = quote(env, who)
+    admin = Principal(kind=PrincipalKind.ADMIN, key_id="key_t", mode=KeyMode.TEST)
+    with env.session() as s:
+        service.accept(s, env.clock, admin, q["id"])
+        # deciding eligibility turned it off for its transaction; the advance turns it back on
+        assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        s.rollback()
