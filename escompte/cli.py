@@ -12,12 +12,15 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from escompte.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from escompte.financing.stripe_fake import FakeStripe
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Escompte: invoice financing.")
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
@@ -231,8 +234,8 @@ def demo(
                     settings.sepa_debit_cap_cents,
                     settings,
                 )
-                if advances:
-                    financed = f"  An advance's statement: {base}/v1/advances/{advances[-1]}/statement\n"
+                if advances:  # the first one was repaid early: its statement tells the whole story
+                    financed = f"  An advance's statement: {base}/v1/advances/{advances[0]}/statement\n"
         keys = demo_data.demo_keys(session, clock)
     out = Console()
     out.print(
@@ -251,8 +254,29 @@ def demo(
 """,
         soft_wrap=True,
     )
+    if fake is not None:
+        _settle_in_background(fake)
     if serve_api:
         _serve(settings, host, port, workers)
+
+
+def _settle_in_background(fake: FakeStripe) -> None:
+    """The demo's bank: every few seconds the fake Stripe pays the payouts and collects
+    the debits in flight (their webhooks follow), so an advance accepted through the API
+    becomes active, and a repayment repays, within seconds."""
+    import threading
+    import time
+
+    def loop() -> None:
+        while True:
+            time.sleep(5)
+            try:
+                fake.settle_payouts()
+                fake.settle_payment_intents()
+            except Exception as exc:  # the demo server must not die with its bank
+                err.print(f"[yellow]fake Stripe settlement failed: {exc}[/]")
+
+    threading.Thread(target=loop, name="demo-bank", daemon=True).start()
 
 
 @keys_app.command("create")
