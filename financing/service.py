@@ -423,9 +423,10 @@ def accept(
     )
     quote.accepted_at = now
     try:
+        # the two unique indexes (one live advance per invoice, one live fingerprint
+        # platform-wide) refuse the loser of a race
         with session.begin_nested():
             session.add(advance)
-            session.flush()
             session.add(
                 FinancedFingerprint(
                     fingerprint=fingerprint,
@@ -451,7 +452,6 @@ def accept(
         now,
         {"quote": quote.id, "decision": decision.id, "principal": advance.principal_cents},
     )
-    session.flush()
     return advance
 
 
@@ -489,10 +489,16 @@ def _operation(
     now: datetime,
     account: str | None,
     rail: str = "stripe",
+    known: dict[str, PaymentOperation] | None = None,
 ) -> PaymentOperation:
-    op = session.execute(
-        select(PaymentOperation).where(PaymentOperation.idempotency_key == key)
-    ).scalar_one_or_none()
+    """The operation with this idempotency key, created (pending) if new. ``known``: the
+    advance's operations already read, by key (saves a query per operation)."""
+    if known is not None:
+        op = known.get(key)
+    else:
+        op = session.execute(
+            select(PaymentOperation).where(PaymentOperation.idempotency_key == key)
+        ).scalar_one_or_none()
     if op is None:
         op = PaymentOperation(
             id=new_id("pop"),
@@ -509,7 +515,10 @@ def _operation(
             updated_at=now,
         )
         session.add(op)
-        session.flush()
+        if known is None:
+            session.flush()  # rows that point at it (repayments) may follow in the next flush
+        else:
+            known[key] = op  # nothing points at it: written with the next flush
     return op
 
 
@@ -532,6 +541,12 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
     assert profile is not None
     now, today = clock.now(), clock.today()
     metadata = {"advance": advance.id, "company": advance.company_id, "invoice": advance.invoice_id}
+    known = {
+        op.idempotency_key: op
+        for op in session.execute(
+            select(PaymentOperation).where(PaymentOperation.advance_id == advance.id)
+        ).scalars()
+    }
     transfer = _operation(
         session,
         advance,
@@ -540,6 +555,7 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
         advance.principal_cents,
         now,
         profile.stripe_account_id,
+        known=known,
     )
     if transfer.status is OperationStatus.PENDING:
         try:
@@ -581,6 +597,7 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
         advance.principal_cents,
         now,
         profile.stripe_account_id,
+        known=known,
     )
     if payout.status is OperationStatus.PENDING:
         try:
