@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from escompte import mail
 from escompte.clock import Clock
-from escompte.financing import rails, service, states
+from escompte.financing import pricing, rails, service, states
 from escompte.models import Company
 from escompte.money import format_cents
 from escompte.settings import Settings
@@ -52,8 +52,6 @@ def notices(session: Session, clock: Clock, settings: Settings) -> int:
             continue
         service.accrue(session, clock, advance)
         o = service.owed(session, advance)
-        from escompte.financing import pricing
-
         fee = pricing.fee_cents(advance.principal_cents, advance.daily_rate, advance.duration_days)
         total = advance.principal_cents + max(fee, o.fees_cents) + o.late_interest_cents
         day = service.debit_day(advance.maturity_date)
