@@ -129,9 +129,16 @@ class Seller:
         return f.auth(self.key)
 
 
-def seller(env: Env, *, amount_cents: int = 1_200_000, days: int = 45, invoices: int = 1) -> Seller:
+def seller(
+    env: Env,
+    *,
+    amount_cents: int = 1_200_000,
+    days: int = 45,
+    invoices: int = 1,
+    partner_id: str | None = None,
+) -> Seller:
     with env.session() as s, s.begin():
-        sel = b.healthy_seller(s, env.clock)
+        sel = b.healthy_seller(s, env.clock, partner_id=partner_id)
         inv = [
             f.invoice(
                 s,

@@ -408,3 +408,33 @@ def test_the_advance_is_committed_durably_before_money_moves(env: Env) -> None:
         # deciding eligibility turned it off for its transaction; the advance turns it back on
         assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"
         s.rollback()
+
+
+def test_partners_see_their_companies_advances_only(env: Env) -> None:
+    from escompte.models import PrincipalKind
+    from tests import factories as f
+
+    with env.session() as s, s.begin():
+        p1, p2 = f.partner(s, env.clock, name="Platform One"), f.partner(s, env.clock, name="Platform Two")
+        k1 = f.key(s, env.clock, kind=PrincipalKind.PARTNER, partner_id=p1.id)
+        k2 = f.key(s, env.clock, kind=PrincipalKind.PARTNER, partner_id=p2.id)
+        p1_id = p1.id
+    who = seller(env, partner_id=p1_id)
+    adv = _disbursed(env, who)
+    mine, theirs = f.auth(k1), f.auth(k2)
+    assert env.http.get(f"/v1/advances/{adv['id']}", headers=mine).status_code == 200
+    assert [a["id"] for a in env.http.get("/v1/advances", headers=mine).json()["data"]] == [adv["id"]]
+    for path in (
+        f"/v1/advances/{adv['id']}",
+        f"/v1/advances/{adv['id']}/statement",
+        f"/v1/advances/{adv['id']}/repayments",
+    ):
+        assert env.http.get(path, headers=theirs).status_code == 404
+    assert env.http.get("/v1/advances", headers=theirs).json()["data"] == []
+    r = env.http.post(f"/v1/advances/{adv['id']}/repayments", headers=theirs, json={})
+    assert r.status_code == 404
+    r = env.http.post("/v1/quotes", headers=theirs, json={"invoice": who.invoice_id, "duration_days": 30})
+    assert r.status_code == 404
+    assert env.http.get("/v1/ledger/accounts", headers=theirs).json()["data"] == []
+    assert env.http.get("/v1/ledger/trial-balance", headers=mine).status_code == 403
+    assert env.http.post("/v1/payment-files", headers=mine).status_code == 403
