@@ -754,7 +754,7 @@ def apply_bank_statement(
                 company_id=advance.company_id,
                 external_ref=op.id,
             )
-            _payout_paid(session, clock, advance, op)
+            _money_delivered(session, clock, advance, op)
             result.confirmed.append(op.id)
         elif not line.debit and advance.status is S.DISBURSING:
             # returned by the supplier's bank (closed account, wrong IBAN) before we saw it leave
@@ -791,19 +791,20 @@ def _record_payout(
             session, advance, S.DISBURSING, now, reason="payout sent", data={"payout": result.id}
         )
     if result.status == "paid":
-        _payout_paid(session, clock, advance, op)
+        _money_delivered(session, clock, advance, op)
     elif result.status in ("failed", "canceled"):
         raise_later = (result.failure_code or result.status, result.failure_message or "payout failed")
         _op_failed(op, *raise_later, now)
 
 
-def _payout_paid(session: Session, clock: Clock, advance: Advance, op: PaymentOperation) -> None:
+def _money_delivered(session: Session, clock: Clock, advance: Advance, op: PaymentOperation) -> None:
+    """The payout reached the SME's IBAN (or the credit transfer left for the supplier):
+    the advance starts, and so do its fees."""
     now, today = clock.now(), clock.today()
     op.status = OperationStatus.SUCCEEDED
     op.updated_at = now
     if advance.status is not S.DISBURSING:
         return
-    # fees count from the day the money reached the SME
     advance.start_date = today
     advance.maturity_date = today + timedelta(days=advance.duration_days)
     advance.disbursed_at = now
@@ -931,7 +932,7 @@ def payout_update(
         if op.external_id is None:
             _record_payout(session, clock, advance, op, Result(result.id, "pending", result.arrival_date))
     if result.status == "paid":
-        _payout_paid(session, clock, advance, op)
+        _money_delivered(session, clock, advance, op)
         return "handled: payout paid"
     if result.status in ("failed", "canceled"):
         if advance.status not in (S.ACCEPTED, S.DISBURSING):
