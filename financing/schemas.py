@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from escompte.companies.schemas import Iban
 from escompte.financing import pricing
 from escompte.models import (
     Advance,
@@ -103,7 +104,7 @@ def quote_out(q: Quote, now: datetime) -> QuoteOut:
 
 class AdvanceIn(InputModel):
     quote: ref("qte", "The quote to accept.")  # type: ignore[valid-type]
-    supplier_iban: text(34) | None = Field(  # type: ignore[valid-type]
+    supplier_iban: Iban | None = Field(
         default=None,
         description="A supplier's invoice (payables): the IBAN the supplier is paid to, when its "
         "e-invoice did not give one.",
@@ -230,7 +231,7 @@ class MandateIn(InputModel):
 
 
 class PaymentProfileIn(InputModel):
-    iban: text(34) = Field(description="The SME's IBAN: payouts go there and repayments are debited from it.")  # type: ignore[valid-type]
+    iban: Iban = Field(description="The SME's IBAN: payouts go there and repayments are debited from it.")
     account_holder_name: text(200) | None = None  # type: ignore[valid-type]
     mandate: MandateIn
 

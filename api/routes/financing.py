@@ -54,22 +54,6 @@ def _rail(request: Request) -> rails.StripeRail:
         raise PaymentsUnavailable(exc.message) from None
 
 
-def _iban(value: str | None, field: str = "supplier_iban") -> str | None:
-    if value is None:
-        return None
-    from schwifty import IBAN
-    from schwifty.exceptions import SchwiftyException
-
-    from escompte.errors import FieldError, ValidationFailed
-
-    try:
-        return str(IBAN(value).compact)
-    except SchwiftyException as exc:
-        raise ValidationFailed(
-            "The IBAN is not valid.", [FieldError(field, str(exc), code="invalid")]
-        ) from None
-
-
 def _cap(request: Request) -> int:
     return int(request.app.state.settings.sepa_debit_cap_cents)
 
@@ -142,7 +126,7 @@ def create_advance(
     body: AdvanceIn, request: Request, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> AdvanceOut:
     rail = _rail(request)
-    advance = service.accept(session, clock, principal, body.quote, supplier_iban=_iban(body.supplier_iban))
+    advance = service.accept(session, clock, principal, body.quote, supplier_iban=body.supplier_iban)
     advance_id = advance.id
     # Write-ahead: the advance exists before any money moves; a crash from here on is
     # finished by the recovery sweep or the provider's webhook, with the same keys.
@@ -294,24 +278,13 @@ def create_payment_profile(
     clock: ClockDep,
     principal: PrincipalDep,
 ) -> PaymentProfileOut:
-    from schwifty import IBAN
-    from schwifty.exceptions import SchwiftyException
-
-    from escompte.errors import FieldError, ValidationFailed
-
-    try:
-        iban = str(IBAN(body.iban).compact)
-    except SchwiftyException as exc:
-        raise ValidationFailed(
-            "The IBAN is not valid.", [FieldError("iban", str(exc), code="invalid")]
-        ) from None
     profile = service.set_up_payments(
         session,
         clock,
         _rail(request),
         principal,
         company_id,
-        iban=iban,
+        iban=body.iban,
         holder=body.account_holder_name,
         ip_address=body.mandate.ip_address,
         user_agent=body.mandate.user_agent,
