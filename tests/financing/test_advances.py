@@ -437,4 +437,9 @@ def test_partners_see_their_companies_advances_only(env: Env) -> None:
     assert r.status_code == 404
     assert env.http.get("/v1/ledger/accounts", headers=theirs).json()["data"] == []
     assert env.http.get("/v1/ledger/trial-balance", headers=mine).status_code == 403
+    events = env.http.get("/v1/events", headers=mine, params={"object": adv["id"]}).json()["data"]
+    assert [e["type"] for e in events] == ["advance.accepted", "advance.disbursing", "advance.disbursed"]
+    assert env.http.get(f"/v1/events/{events[0]['id']}", headers=mine).status_code == 200
+    assert env.http.get(f"/v1/events/{events[0]['id']}", headers=theirs).status_code == 404
+    assert env.http.get("/v1/events", headers=theirs).json()["data"] == []
     assert env.http.post("/v1/payment-files", headers=mine).status_code == 403
