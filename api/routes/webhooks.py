@@ -50,5 +50,9 @@ async def stripe_webhook(
         rail = rails.from_settings(settings)
     except rails.RailNotConfigured as exc:
         raise PaymentsUnavailable(exc.message) from None
-    first, outcome = await run_in_threadpool(webhooks.receive, session, clock, rail, event)
+    try:
+        first, outcome = await run_in_threadpool(webhooks.receive, session, clock, rail, event)
+    except rails.RailUnavailable as exc:
+        # re-reading the object from Stripe failed: nothing is kept, Stripe sends it again
+        raise PaymentsUnavailable(f"Stripe did not answer while applying the event ({exc.code}).") from None
     return {"received": True, "event": event.get("id"), "duplicate": not first, "outcome": outcome}

@@ -443,3 +443,17 @@ def test_partners_see_their_companies_advances_only(env: Env) -> None:
     assert env.http.get(f"/v1/events/{events[0]['id']}", headers=theirs).status_code == 404
     assert env.http.get("/v1/events", headers=theirs).json()["data"] == []
     assert env.http.post("/v1/payment-files", headers=mine).status_code == 403
+
+
+def test_a_webhook_applied_while_stripe_is_down_is_refused_and_kept_for_the_retry(env: Env) -> None:
+    who = seller(env)
+    set_up_payments(env, who)
+    adv = finance(env, who)
+    env.fake.settle_payouts()
+    env.fake.inject("GET /v1/payouts", status=500)  # re-reading the payout fails once
+    first = env.fake.deliver(types=["payout.paid"])
+    assert [status for _, status in first] == [503]
+    assert advance(env, who, adv["id"])["status"] == "disbursing"
+    again = env.fake.deliver(types=["payout.paid"])  # Stripe's retry
+    assert [status for _, status in again] == [200]
+    assert advance(env, who, adv["id"])["status"] == "active"
