@@ -23,6 +23,7 @@ from escompte.financing.stripe_fake import FakeStripe
 from escompte.models import PrincipalKind
 from escompte.settings import Settings
 from tests import factories as f
+from tests.schemathesis_helpers import auth_headers
 
 _SIREN = st.integers(0, 99_999_999).map(lambda n: f"{n:08d}").map(lambda s: s + luhn.calc_check_digit(s))
 _SIRET = (
@@ -85,4 +86,4 @@ def _bind_app(engine: Engine, connection: Connection, session: Session, clock: F
 def test_api_conforms_to_its_spec(case: schemathesis.Case) -> None:
     # positive_data_acceptance is off: schema-valid bodies may still break rules no JSON
     # Schema states (a SIRET of another SIREN, a due date before the issue date) → 422.
-    case.call_and_validate(headers=HEADERS, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(headers=auth_headers(case, HEADERS), excluded_checks=[positive_data_acceptance])

@@ -21,6 +21,7 @@ from escompte.models import PrincipalKind
 from escompte.settings import Settings
 from tests import factories as f
 from tests.eligibility import builders as b
+from tests.schemathesis_helpers import auth_headers
 
 schemathesis.openapi.format(
     "fr-siren",
@@ -54,4 +55,4 @@ def _bind_app(engine: Engine, connection: Connection, session: Session, clock: F
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_eligibility_routes_conform_to_their_spec(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=HEADERS, excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(headers=auth_headers(case, HEADERS), excluded_checks=[positive_data_acceptance])
