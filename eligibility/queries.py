@@ -582,47 +582,51 @@ class BookMatch:
     debit_cents: int
 
 
+_BOOK_MATCHES = """
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:companies AS text[]),
+                             CAST(:auxes AS text[]), CAST(:numbers AS text[]))
+               AS w(invoice_id, company_id, aux, number)
+    )
+    SELECT w.invoice_id, count(b.id) AS lines, coalesce(sum(b.{amount}), 0) AS debit
+    FROM wanted w
+    JOIN book_lines b
+      ON b.company_id = w.company_id AND b.piece_ref = w.number
+     AND (w.aux IS NULL OR b.aux_account_num = w.aux)
+     AND b.account_num LIKE :accounts
+    GROUP BY w.invoice_id
+"""
+# customers' invoices are debited to 411, suppliers' credited to 401
+_BOOK_SIDES = {
+    "receivable": ("debit_cents", RECEIVABLE_ACCOUNTS),
+    "payable": ("credit_cents", PAYABLE_ACCOUNTS),
+}
+
+
 def book_matches(
     session: Session, invoices: Iterable[tuple[str, str, str | None, str, str]]
 ) -> dict[str, BookMatch]:
     """Book lines of many invoices at once — (invoice id, company id, debtor's auxiliary
-    account or None, number, kind) — in one pass over the companies' customer (411, debit)
-    or supplier (401, credit) lines."""
-    rows = list(invoices)
-    if not rows:
-        return {}
-    result = session.execute(
-        text(
-            """
-            WITH wanted AS (
-                SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:companies AS text[]),
-                                     CAST(:auxes AS text[]), CAST(:numbers AS text[]),
-                                     CAST(:kinds AS text[]))
-                       AS w(invoice_id, company_id, aux, number, kind)
-            )
-            SELECT w.invoice_id, count(b.id) AS lines,
-                   coalesce(sum(CASE WHEN w.kind = 'payable' THEN b.credit_cents ELSE b.debit_cents END), 0)
-                       AS debit
-            FROM wanted w
-            JOIN book_lines b
-              ON b.company_id = w.company_id AND b.piece_ref = w.number
-             AND (w.aux IS NULL OR b.aux_account_num = w.aux)
-             AND ((w.kind = 'receivable' AND b.account_num LIKE :receivable)
-                  OR (w.kind = 'payable' AND b.account_num LIKE :payable))
-            GROUP BY w.invoice_id
-            """
-        ),
-        {
-            "ids": [r[0] for r in rows],
-            "companies": [r[1] for r in rows],
-            "auxes": [r[2] for r in rows],
-            "numbers": [r[3] for r in rows],
-            "kinds": [r[4] for r in rows],
-            "receivable": RECEIVABLE_ACCOUNTS,
-            "payable": PAYABLE_ACCOUNTS,
-        },
-    )
-    return {r.invoice_id: BookMatch(int(r.lines), int(r.debit)) for r in result}
+    account or None, number, kind) — in one pass per kind over the companies' customer
+    (411, debit) or supplier (401, credit) lines."""
+    by_kind: dict[str, list[tuple[str, str, str | None, str, str]]] = {}
+    for row in invoices:
+        by_kind.setdefault(row[4], []).append(row)
+    matches: dict[str, BookMatch] = {}
+    for kind, rows in by_kind.items():
+        amount, accounts = _BOOK_SIDES[kind]
+        result = session.execute(
+            text(_BOOK_MATCHES.format(amount=amount)),
+            {
+                "ids": [r[0] for r in rows],
+                "companies": [r[1] for r in rows],
+                "auxes": [r[2] for r in rows],
+                "numbers": [r[3] for r in rows],
+                "accounts": accounts,
+            },
+        )
+        matches.update({r.invoice_id: BookMatch(int(r.lines), int(r.debit)) for r in result})
+    return matches
 
 
 # --- the company snapshot (bank health, books) -----------------------------------------------

@@ -197,24 +197,35 @@ def books(
     aux_account_num: str | None = None,
     entry_date: date | None = None,
 ) -> DataImport:
-    """An FEC import holding the invoice's sales entry: 411 debit, 706 and 44571 credits."""
+    """An FEC import holding the invoice's entry: a sale (411 debit, 706 and 44571
+    credits), or for a supplier's invoice a purchase (607 and 44566 debits, 401 credit)."""
     imp = data_import(session, clock, company_id=company.id, kind=ImportKind.FEC)
     amount = invoice.amount_cents if amount_cents is None else amount_cents
     day = entry_date or invoice.issue_date
-    entry = f"VT{next(_seq):06d}"
+    purchase = str(invoice.kind) == "payable"
+    journal = "HA" if purchase else "VT"
+    entry = f"{journal}{next(_seq):06d}"
     vat = amount // 6
-    lines = [
-        ("411000", aux_account_num, amount, 0),
-        ("706000", None, 0, amount - vat),
-        ("445710", None, 0, vat),
-    ]
+    lines = (
+        [
+            ("607000", None, amount - vat, 0),
+            ("445660", None, vat, 0),
+            ("401000", aux_account_num, 0, amount),
+        ]
+        if purchase
+        else [
+            ("411000", aux_account_num, amount, 0),
+            ("706000", None, 0, amount - vat),
+            ("445710", None, 0, vat),
+        ]
+    )
     for n, (account, aux, debit, credit) in enumerate(lines, start=1):
         session.add(
             BookLine(
                 company_id=company.id,
                 import_id=imp.id,
-                journal_code="VT",
-                journal_lib="Ventes",
+                journal_code=journal,
+                journal_lib="Achats" if purchase else "Ventes",
                 entry_num=entry,
                 line_no=n,
                 entry_date=day,

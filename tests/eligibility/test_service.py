@@ -278,6 +278,41 @@ class TestBooks:
         result = service.decide_batch(session, clock, ADMIN, invoice_ids=[inv.id])
         assert result.items[0].reused and result.items[0].summary.id == d.id
 
+    def test_supplier_invoice_is_matched_on_its_401_credit(
+        self, session: Session, clock: FrozenClock, seller: b.Seller
+    ) -> None:
+        from escompte.invoices import service as invoices
+        from escompte.invoices.schemas import InvoiceCreate
+        from escompte.schemas import MoneyIn
+
+        def payable(number: str) -> Invoice:
+            return invoices.create_invoice(
+                session,
+                clock,
+                ADMIN,
+                InvoiceCreate(
+                    company=seller.company.id,
+                    counterparty=seller.debtor.id,
+                    kind="payable",  # type: ignore[arg-type]
+                    number=number,
+                    issue_date=clock.today(),
+                    due_date=clock.today() + timedelta(days=45),
+                    amount=MoneyIn(amount=600_000, currency="EUR"),
+                ),
+            )
+
+        booked, other = payable("FRN-1"), payable("FRN-2")
+        b.books(session, clock, company=seller.company, invoice=booked)
+        b.books(session, clock, company=seller.company, invoice=other, amount_cents=500_000)
+        d = decide(session, clock, booked).decision
+        assert d is not None and d.eligible and d.checks["in_books"][:2] == ["ok", "matched"]
+        assert d.checks["b2b"][:2] == ["ok", "supplier"]
+        wrong = decide(session, clock, other).decision
+        assert wrong is not None and wrong.failed_checks == ["in_books"]
+        # the batch reads the books its own way (one query per kind), and decides the same
+        result = service.decide_batch(session, clock, ADMIN, invoice_ids=[booked.id, other.id])
+        assert all(item.reused for item in result.items)
+
     def test_missing_from_books(self, session: Session, clock: FrozenClock, seller: b.Seller) -> None:
         booked = new_invoice(session, clock, seller)
         b.books(session, clock, company=seller.company, invoice=booked)
