@@ -108,20 +108,33 @@ class Price:
 def price(
     grid: GridSettings, risk_grade: str, principal_cents: int, duration_days: int, start: date
 ) -> Price:
-    rate = grid.daily_rates[risk_grade]
-    fee = fee_cents(principal_cents, rate, max(duration_days, grid.min_days))
+    return price_at(
+        grid.daily_rates[risk_grade],
+        grid.late_daily_rate,
+        grid.min_days,
+        principal_cents,
+        duration_days,
+        start,
+    )
+
+
+def price_at(
+    rate: Decimal, late_rate: Decimal, min_days: int, principal_cents: int, duration_days: int, start: date
+) -> Price:
+    """The figures of a price at a given daily rate (a quote shows them again later)."""
+    fee = fee_cents(principal_cents, rate, max(duration_days, min_days))
     return Price(
         principal_cents=principal_cents,
         duration_days=duration_days,
         daily_rate=rate,
-        late_daily_rate=grid.late_daily_rate,
-        min_days=grid.min_days,
+        late_daily_rate=late_rate,
+        min_days=min_days,
         fee_cents=fee,
         daily_fee_cents=Decimal(principal_cents) * rate,
-        minimum_fee_cents=fee_cents(principal_cents, rate, grid.min_days),
+        minimum_fee_cents=fee_cents(principal_cents, rate, min_days),
         total_cents=principal_cents + fee,
         annual_rate=annual_rate(rate),
-        effective_annual_rate=effective_annual_rate(rate, max(duration_days, grid.min_days)),
+        effective_annual_rate=effective_annual_rate(rate, max(duration_days, min_days)),
         start_date=start,
         maturity_date=start + timedelta(days=duration_days),
     )

@@ -66,12 +66,9 @@ class QuoteOut(Resource):
 
 
 def quote_out(q: Quote, now: datetime) -> QuoteOut:
-    grid = pricing.GridSettings(
-        daily_rates={g: q.daily_rate for g in pricing.GRADES},
-        late_daily_rate=q.late_daily_rate,
-        min_days=q.min_days,
+    p = pricing.price_at(
+        q.daily_rate, q.late_daily_rate, q.min_days, q.amount_cents, q.duration_days, q.start_date
     )
-    p = pricing.price(grid, q.risk_grade, q.amount_cents, q.duration_days, q.start_date)
     status: Literal["open", "accepted", "expired"] = (
         "accepted" if q.accepted_at else ("expired" if q.expires_at <= now else "open")
     )

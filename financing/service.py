@@ -262,15 +262,6 @@ def create_quote(
     return quote
 
 
-def quote_price(quote: Quote) -> pricing.Price:
-    grid = pricing.GridSettings(
-        daily_rates={g: quote.daily_rate for g in pricing.GRADES},
-        late_daily_rate=quote.late_daily_rate,
-        min_days=quote.min_days,
-    )
-    return pricing.price(grid, quote.risk_grade, quote.amount_cents, quote.duration_days, quote.start_date)
-
-
 # --- payment profile --------------------------------------------------------------------------
 
 
