@@ -6,7 +6,8 @@ every error names the XML path it is about. The direction follows the company's 
 seller → a receivable (the counterparty is the buyer), buyer → a payable (the
 counterparty is the seller). The invoice then goes through ``upsert_invoice``: the same
 invoice again changes nothing, other facts are refused, and the e-invoice's due date
-confirms an estimated one.
+confirms an estimated one. An amount due (BT-115) below the total is a prepaid part
+(BT-113), recorded as a payment: the invoice is partially paid (or paid) from the start.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from stdnum.fr import siren as std_siren
 from stdnum.fr import siret as std_siret
 from stdnum.fr import tva as std_tva
 
+from escompte import money
 from escompte.connectors.base import ImportContext, ImportOutcome, IssueCollector
 from escompte.connectors.invoices import InvoiceFacts, find_or_create_debtor, upsert_invoice
+from escompte.connectors.payments import Allocation, record_payment, refresh_invoices
 from escompte.connectors.xml import (
     XmlError,
     child_path,
@@ -35,7 +38,16 @@ from escompte.connectors.xml import (
     parse_xml,
     read_bounded,
 )
-from escompte.models import Debtor, DocumentType, Invoice, InvoiceKind, InvoiceSource
+from escompte.models import (
+    Debtor,
+    DocumentType,
+    Invoice,
+    InvoiceKind,
+    InvoiceSource,
+    Payment,
+    PaymentAllocation,
+    PaymentSource,
+)
 from escompte.money import SUPPORTED_CURRENCIES
 
 MAX_PDF_BYTES = 50 * 1024 * 1024
@@ -793,6 +805,9 @@ def _store(ctx: ImportContext, invoice: EInvoice, source: InvoiceSource) -> Impo
     ctx.issues.raise_if_any()
     assert stored is not None
     ctx.session.flush()
+    if _record_prepaid(ctx, invoice, stored) and change == "unchanged":
+        change = "updated"
+    ctx.issues.raise_if_any()
     outcome = ImportOutcome(
         counts={"invoices": int(change == "created"), "debtors": int(debtor_change == "created")}
     )
@@ -803,6 +818,55 @@ def _store(ctx: ImportContext, invoice: EInvoice, source: InvoiceSource) -> Impo
     else:
         outcome.unchanged = 1
     return outcome
+
+
+def _record_prepaid(ctx: ImportContext, invoice: EInvoice, stored: Invoice) -> bool:
+    """An invoice whose amount due (BT-115) is below its total (BT-112) was partly paid
+    before it was issued (a down payment, BT-113): that part is recorded as a payment
+    (source ``prepaid``, dated the issue date, one per invoice) so only what the debtor
+    still owes can be financed. True if it was recorded now.
+
+    A credit note's amount due is what the seller refunds: nothing is recorded for it.
+    The same prepaid amount again changes nothing; another one is an error (never an
+    overwrite)."""
+    due = invoice.due_payable_cents
+    if invoice.document_type is not DocumentType.INVOICE or due is None or due >= invoice.total_cents:
+        return False
+    prepaid = invoice.total_cents - due
+    session = ctx.session
+    known = session.execute(
+        select(Payment.amount_cents, Payment.id)
+        .join(PaymentAllocation, PaymentAllocation.payment_id == Payment.id)
+        .where(
+            Payment.company_id == stored.company_id,
+            Payment.source == PaymentSource.PREPAID,
+            PaymentAllocation.invoice_id == stored.id,
+        )
+    ).first()
+    if known is not None:
+        if known.amount_cents != prepaid:
+            ctx.issues.add(
+                f"Invoice {stored.number} ({stored.id}) is known with "
+                f"{money.format_cents(known.amount_cents, stored.currency)} paid in advance ({known.id}); "
+                f"this file says {money.format_cents(prepaid, stored.currency)} (BT-113). "
+                "Escompte never overwrites silently: correct the file.",
+                path=invoice.number_path,
+                field="BT-113",
+            )
+        return False
+    recorded = record_payment(
+        session,
+        ctx.clock.now(),
+        company_id=stored.company_id,
+        source=PaymentSource.PREPAID,
+        source_ref=stored.id,
+        amount_cents=prepaid,
+        currency=stored.currency,
+        paid_on=stored.issue_date,
+        allocations=[Allocation(stored.id, prepaid)],
+    )
+    refresh_invoices(session, [stored.id], ctx.clock.now())
+    return recorded is not None
 
 
 def _import(ctx: ImportContext, expected: Literal["facturx", "cii", "ubl"]) -> ImportOutcome:

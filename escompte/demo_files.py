@@ -380,7 +380,8 @@ def _party(sme: Sme) -> SampleParty:
 def _facturx(sme: Sme, invoices: list[_Invoice], year_end: date) -> tuple[tuple[str, bytes], ...]:
     """One invoice per customer from the books (it confirms the due date the books could
     only estimate and tells the customer's SIREN), then every invoice of the last 30
-    days — those of the current month the books do not have yet."""
+    days — those of the current month the books do not have yet. The latest one was
+    partly paid on order (a down payment on the e-invoice)."""
     chosen: list[_Invoice] = []
     seen: set[str] = set()
     for inv in invoices:
@@ -394,8 +395,10 @@ def _facturx(sme: Sme, invoices: list[_Invoice], year_end: date) -> tuple[tuple[
     # after the customers are known by SIREN: the last month's invoices
     chosen += [i for i in _recent(invoices, year_end) if i not in chosen]
     files = []
+    latest = max(chosen, key=lambda i: (i.issued, i.number), default=None)
     for inv in chosen:
         c = inv.customer
+        total = inv.net_cents + inv.vat_cents
         sample = SampleInvoice(
             number=inv.number,
             seller=_party(sme),
@@ -406,6 +409,8 @@ def _facturx(sme: Sme, invoices: list[_Invoice], year_end: date) -> tuple[tuple[
             vat_cents=inv.vat_cents,
             iban=sme.iban,
             payment_terms=f"Paiement à {c.terms_days} jours",
+            # the latest invoice was 30 % paid on order (BT-113): only the rest is due
+            due_payable_cents=total - total * 30 // 100 if inv is latest else None,
         )
         files.append((f"{inv.number}.pdf", facturx_pdf(sample)))
     return tuple(files)

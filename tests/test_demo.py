@@ -19,6 +19,9 @@ from escompte.models import (
     Invoice,
     InvoiceStatus,
     MatchStatus,
+    Payment,
+    PaymentAllocation,
+    PaymentSource,
     RegistryCompany,
 )
 
@@ -64,6 +67,19 @@ def test_demo_seeds_every_kind_of_file(session: Session, clock: FrozenClock) -> 
         )
     ).scalar_one()
     assert over == 0
+    # each SME's latest e-invoice was 30 % paid on order: that part is a payment already
+    prepaid = (
+        session.execute(
+            select(Invoice)
+            .join(PaymentAllocation, PaymentAllocation.invoice_id == Invoice.id)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(Payment.source == PaymentSource.PREPAID)
+        )
+        .scalars()
+        .all()
+    )
+    assert len(prepaid) == 3
+    assert all(i.amount_paid_cents == i.amount_cents * 30 // 100 for i in prepaid)
 
     assert session.execute(select(func.count()).select_from(RegistryCompany)).scalar_one() >= 10
     proceeding = session.execute(select(InsolvencyProceeding)).scalar_one()

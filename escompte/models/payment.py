@@ -22,6 +22,7 @@ class PaymentSource(StrEnum):
     BANK = "bank"  # a reconciled bank credit (or debit, for payables)
     BOOKS = "books"  # lettering in the FEC
     LIFECYCLE = "lifecycle"  # an e-invoicing "cashed" (212) status
+    PREPAID = "prepaid"  # paid before the invoice: its e-invoice's prepaid amount (BT-113)
     API = "api"
 
 

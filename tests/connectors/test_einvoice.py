@@ -41,6 +41,8 @@ from escompte.models import (
     InvoiceKind,
     InvoiceSource,
     InvoiceStatus,
+    Payment,
+    PaymentSource,
 )
 from tests import factories as f
 
@@ -216,6 +218,61 @@ class TestImport:
         assert invoice.kind == InvoiceKind.RECEIVABLE
         assert invoice.amount_cents == 12_000
         assert invoice.due_date == sample.due_date
+
+    def test_prepaid_part_is_a_payment_and_only_the_rest_is_open(
+        self, session: Session, clock: FrozenClock, company: Company, sample: SampleInvoice, fmt: Format
+    ) -> None:
+        down_payment = replace(sample, due_payable_cents=840_000)  # 3,600.00 € paid on order
+        data = fmt.write(down_payment)
+        outcome = run(session, context(session, clock, company, data, fmt.kind), fmt.handler)
+        assert (outcome.created, outcome.updated, outcome.unchanged) == (1, 0, 0)
+        invoice = session.execute(select(Invoice).where(Invoice.company_id == company.id)).scalar_one()
+        assert (invoice.amount_cents, invoice.amount_paid_cents) == (1_200_000, 360_000)
+        assert invoice.status == InvoiceStatus.PARTIALLY_PAID
+        payment = session.execute(select(Payment).where(Payment.company_id == company.id)).scalar_one()
+        assert (payment.source, payment.source_ref) == (PaymentSource.PREPAID, invoice.id)
+        assert (payment.amount_cents, payment.paid_on) == (360_000, sample.issue_date)
+        again = run(session, context(session, clock, company, data, fmt.kind), fmt.handler)
+        assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+        assert session.execute(select(func.count()).select_from(Payment)).scalar_one() == 1
+        other = replace(sample, due_payable_cents=900_000)
+        error = refused(session, clock, company, fmt, fmt.write(other))
+        assert "3,600.00 EUR paid in advance" in messages(error)
+        assert "this file says 3,000.00 EUR (BT-113)" in messages(error)
+        assert session.get(Invoice, invoice.id).amount_paid_cents == 360_000  # type: ignore[union-attr]
+
+    def test_fully_prepaid_invoice_is_paid(
+        self, session: Session, clock: FrozenClock, company: Company, sample: SampleInvoice, fmt: Format
+    ) -> None:
+        run(
+            session,
+            context(session, clock, company, fmt.write(replace(sample, due_payable_cents=0)), fmt.kind),
+            fmt.handler,
+        )
+        invoice = session.execute(select(Invoice).where(Invoice.company_id == company.id)).scalar_one()
+        assert (invoice.amount_paid_cents, invoice.status) == (1_200_000, InvoiceStatus.PAID)
+
+    def test_prepaid_known_invoice_learns_its_down_payment(
+        self, session: Session, clock: FrozenClock, company: Company, sample: SampleInvoice, fmt: Format
+    ) -> None:
+        run(session, context(session, clock, company, fmt.write(sample), fmt.kind), fmt.handler)
+        outcome = run(
+            session,
+            context(
+                session, clock, company, fmt.write(replace(sample, due_payable_cents=1_000_000)), fmt.kind
+            ),
+            fmt.handler,
+        )
+        assert (outcome.created, outcome.updated, outcome.unchanged) == (0, 1, 0)
+        invoice = session.execute(select(Invoice).where(Invoice.company_id == company.id)).scalar_one()
+        assert (invoice.amount_paid_cents, invoice.status) == (200_000, InvoiceStatus.PARTIALLY_PAID)
+
+    def test_credit_note_amount_due_is_no_prepayment(
+        self, session: Session, clock: FrozenClock, company: Company, sample: SampleInvoice, fmt: Format
+    ) -> None:
+        credit = replace(sample, number="AV-2026-0008", type_code="381", due_payable_cents=0)
+        run(session, context(session, clock, company, fmt.write(credit), fmt.kind), fmt.handler)
+        assert session.execute(select(func.count()).select_from(Payment)).scalar_one() == 0
 
     def test_same_invoice_again_changes_nothing(
         self, session: Session, clock: FrozenClock, company: Company, sample: SampleInvoice, fmt: Format
