@@ -303,6 +303,7 @@ def seed(url: str) -> Seeded:
                     (
                         company_id,
                         fec,
+                        today,
                         "VT",
                         "Ventes",
                         f"VT{n:06d}",
@@ -330,6 +331,7 @@ def seed(url: str) -> Seeded:
                     (
                         company_id,
                         fec,
+                        today,
                         "AC",
                         "Achats",
                         f"AC{n:06d}",
@@ -353,6 +355,7 @@ def seed(url: str) -> Seeded:
             [
                 "company_id",
                 "import_id",
+                "fiscal_year_end",  # the closing date in the FEC's file name
                 "journal_code",
                 "journal_lib",
                 "entry_num",

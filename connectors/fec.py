@@ -25,9 +25,16 @@ Lines
     through a temporary table: a line already known (same journal, entry number and
     position in its entry) with the same facts is unchanged; its lettering, validation
     date or labels may have moved on (updated); other facts changed is an error: books
-    are never rewritten silently. (Software that numbers entries from 1 again each year
-    collides with last year's lines on that key: such a FEC is refused, naming them.)
-    One FEC at a time per company (a transaction-level advisory lock): the second waits.
+    are never rewritten silently. One FEC at a time per company (a transaction-level
+    advisory lock): the second waits.
+
+Fiscal year
+    A line's key also holds its fiscal year (closing date), as most software numbers
+    entries from 1 again each year: the import's option ``fiscal_year_end``
+    (``YYYY-MM-DD``), else the closing date of the legal file name
+    (``<SIREN>FEC<YYYYMMDD>``, art. A47 A-1), else the 31 December of the year of the
+    file's first line. Exports of the same year (a FEC to date each month, then the
+    closed year) thus match line for line; the next year's entry 1 is another line.
 
 What is derived (set-based SQL, same rules as ``connectors.invoices``)
     - Receivables: the 411* lines of entries with sales (7*, 4457*): one document per
@@ -237,10 +244,23 @@ class _Parser:
     validates every field and explains errors. Both give the same output.
     """
 
-    def __init__(self, issues: IssueCollector, *, staging: bool, constants: Sequence[str]) -> None:
+    def __init__(
+        self,
+        issues: IssueCollector,
+        *,
+        staging: bool,
+        constants: Sequence[str],
+        fiscal_year_end: date | None,
+        fallback_year: int,
+    ) -> None:
         self.issues = issues
         self.staging = staging  # output carries the file line number (temp table)
-        self.constants = tuple(constants)  # values appended to each line (company, import)
+        # values appended to each line: the fiscal year's closing date (direct load only),
+        # company and import; set by ``settle_fiscal_year`` before the first line
+        self._constants = tuple(constants)
+        self.constants: tuple[str, ...] = ()
+        self.fiscal_year_end = fiscal_year_end
+        self.fallback_year = fallback_year
         self.sep = "\t"
         self.decimal = ","
         self.montant_sens = False
@@ -293,6 +313,20 @@ class _Parser:
                 f"header: column {i} is '{found[:40]}', expected '{wanted}'", line=1, field=wanted
             )
         return not wrong
+
+    def settle_fiscal_year(self, first_line: str) -> date:
+        """The fiscal year of the file's lines (see the module's docstring), once the header
+        is read: told, else the 31 December of the first line's EcritureDate (a line
+        whose date is invalid is reported anyway)."""
+        if self.fiscal_year_end is None:
+            fields = first_line.split(self.sep)
+            year = self.fallback_year
+            if len(fields) > 3 and (day := _date(fields[3].strip())) is not None:
+                year = day.year
+            self.fiscal_year_end = date(year, 12, 31)
+        if not self.staging:
+            self.constants = (self.fiscal_year_end.isoformat(), *self._constants)
+        return self.fiscal_year_end
 
     def feed(self, lines: Sequence[str], clean: bool) -> str:  # noqa: PLR0915 (one loop, inlined for speed)
         """COPY data for ``lines`` (whole lines, in file order). ``clean``: no character of
@@ -539,13 +573,7 @@ class _Parser:
     def _date_ok(self, value: str) -> bool:
         if value in self.dates:
             return True
-        if len(value) != 8 or not value.isdigit() or not value.isascii():
-            return False
-        try:
-            day = date(int(value[:4]), int(value[4:6]), int(value[6:]))
-        except ValueError:
-            return False
-        if not YEAR_MIN <= day.year <= YEAR_MAX:
+        if _date(value) is None:
             return False
         if len(self.dates) < DATES_MAX:
             self.dates.add(value)
@@ -564,6 +592,42 @@ _POSITION_MAX = 1000
 _POSITIONS = [str(i) for i in range(_POSITION_MAX)]
 _QUOTE = "\x01"  # COPY's CSV quote character: never in a FEC (checked)
 LABELS = ("JournalLib", "CompteLib", "CompAuxLib", "EcritureLib")
+
+
+def _date(value: str) -> date | None:
+    """``YYYYMMDD`` → a date (years YEAR_MIN … YEAR_MAX); None if not one."""
+    if len(value) != 8 or not value.isdigit() or not value.isascii():
+        return None
+    try:
+        day = date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
+    return day if YEAR_MIN <= day.year <= YEAR_MAX else None
+
+
+_LEGAL_NAME = re.compile(r"\d{9}FEC(\d{8})", re.IGNORECASE)
+
+
+def fiscal_year_end(ctx: ImportContext) -> date | None:
+    """The closing date of the FEC's fiscal year when told: the import's option
+    ``fiscal_year_end`` (``YYYY-MM-DD``, an error otherwise), else the legal file name
+    ``<SIREN>FEC<YYYYMMDD>``; None leaves it to the file's first line."""
+    told = ctx.options.get("fiscal_year_end")
+    if told is not None:
+        try:
+            day = date.fromisoformat(told) if isinstance(told, str) and len(told) == 10 else None
+        except ValueError:
+            day = None
+        if day is None or not YEAR_MIN <= day.year <= YEAR_MAX:
+            ctx.issues.add(
+                "options.fiscal_year_end must be the fiscal year's closing date as YYYY-MM-DD, "
+                f"not {told!r:.40}",
+                field="options.fiscal_year_end",
+            )
+            ctx.issues.raise_if_any()
+        return day
+    found = _LEGAL_NAME.search(ctx.data_import.filename or "")
+    return _date(found.group(1)) if found else None
 
 
 def _cents(value: str) -> int | None:
@@ -664,6 +728,7 @@ def _load(
                 if not parser.header(lines[0]):
                     return
                 lines = lines[1:]
+                parser.settle_fiscal_year(lines[0] if lines else "")
                 not_null = ("journal_lib", "account_lib", "label")
                 statement = f"COPY {target} FROM STDIN WITH {_csv_options(parser.sep, not_null)}"
             step = len(block) / max(len(lines), 1)
@@ -710,7 +775,7 @@ def _import(ctx: ImportContext, company: Company, encoding: str, *, direct: bool
     )
     constants: tuple[str, ...] = ()
     if direct:
-        target = f"book_lines ({BOOK_COLUMNS}, company_id, import_id)"
+        target = f"book_lines ({BOOK_COLUMNS}, fiscal_year_end, company_id, import_id)"
         constants = (company.id, imp)
     else:
         session.execute(
@@ -725,7 +790,13 @@ def _import(ctx: ImportContext, company: Company, encoding: str, *, direct: bool
         )
         target = f"fec_lines ({BOOK_COLUMNS}, src_line)"
     invariant(all(_csv(c) == c and "|" not in c and "\t" not in c for c in constants), "ids are plain")
-    parser = _Parser(ctx.issues, staging=not direct, constants=constants)
+    parser = _Parser(
+        ctx.issues,
+        staging=not direct,
+        constants=constants,
+        fiscal_year_end=fiscal_year_end(ctx),
+        fallback_year=ctx.clock.today().year,
+    )
     try:
         _load(ctx, conn, parser, encoding, target)
         ctx.issues.raise_if_any()
@@ -745,7 +816,10 @@ def _import(ctx: ImportContext, company: Company, encoding: str, *, direct: bool
     if direct:
         lines_created, lines_updated, lines_unchanged = parser.stats.lines, 0, 0
     else:
-        lines_created, lines_updated, lines_unchanged = _merge_lines(ctx, company.id, imp)
+        assert parser.fiscal_year_end is not None  # settled with the header
+        lines_created, lines_updated, lines_unchanged = _merge_lines(
+            ctx, company.id, imp, parser.fiscal_year_end
+        )
     derived = _derive(ctx, company.id, imp)
     session.execute(text("DROP TABLE IF EXISTS pg_temp.fec_lines, pg_temp.fec_tiers"))
     return ImportOutcome(
@@ -786,12 +860,14 @@ _LINE_MUTABLE = (
 )
 
 
-def _merge_lines(ctx: ImportContext, company_id: str, import_id: str) -> tuple[int, int, int]:
-    """Lines of a later FEC against the known ones, in one pass over them: new lines added,
-    known ones with moved-on lettering or labels updated, other facts changed refused.
-    Returns (created, updated, unchanged)."""
+def _merge_lines(
+    ctx: ImportContext, company_id: str, import_id: str, fiscal_year_end: date
+) -> tuple[int, int, int]:
+    """Lines of a later FEC against the known ones of its fiscal year, in one pass over
+    them: new lines added, known ones with moved-on lettering or labels updated, other
+    facts changed refused. Returns (created, updated, unchanged)."""
     session = ctx.session
-    params = {"c": company_id, "i": import_id}
+    params = {"c": company_id, "i": import_id, "fy": fiscal_year_end}
     session.execute(text("ANALYZE fec_lines (journal_code, entry_num, line_no)"))
     session.execute(text("DROP TABLE IF EXISTS pg_temp.fec_match"))
     _sql(
@@ -804,8 +880,8 @@ def _merge_lines(ctx: ImportContext, company_id: str, import_id: str) -> tuple[i
                ({", ".join(f"b.{c}" for c in _LINE_MUTABLE)})
                    IS DISTINCT FROM ({", ".join(f"s.{c}" for c in _LINE_MUTABLE)}) AS changed
         FROM fec_lines s
-        JOIN book_lines b ON b.company_id = :c AND b.journal_code = s.journal_code
-             AND b.entry_num = s.entry_num AND b.line_no = s.line_no
+        JOIN book_lines b ON b.company_id = :c AND b.fiscal_year_end = :fy
+             AND b.journal_code = s.journal_code AND b.entry_num = s.entry_num AND b.line_no = s.line_no
         """,  # noqa: S608 (SQL from constants, values bound)
         params,
     )
@@ -827,7 +903,8 @@ def _merge_lines(ctx: ImportContext, company_id: str, import_id: str) -> tuple[i
         ctx.issues,
         conflicts,
         lambda r: (
-            f"line {r.line_no} of entry {r.entry_num} (journal {r.journal_code}) was imported before "
+            f"line {r.line_no} of entry {r.entry_num} (journal {r.journal_code}, fiscal year closing "
+            f"{fiscal_year_end}) was imported before "
             f"({r.import_id}: account {r.account_num}, piece {r.piece_ref}, {r.entry_date}, debit "
             f"{_euros(r.debit_cents)}, credit {_euros(r.credit_cents)}) with other facts. Books are never "
             "rewritten silently: export the same books again or correct them."
@@ -838,8 +915,8 @@ def _merge_lines(ctx: ImportContext, company_id: str, import_id: str) -> tuple[i
     created = _sql(
         session,
         f"""
-        INSERT INTO book_lines ({BOOK_COLUMNS}, company_id, import_id)
-        SELECT {BOOK_COLUMNS}, :c, :i FROM fec_lines s
+        INSERT INTO book_lines ({BOOK_COLUMNS}, fiscal_year_end, company_id, import_id)
+        SELECT {BOOK_COLUMNS}, :fy, :c, :i FROM fec_lines s
         WHERE NOT EXISTS (SELECT 1 FROM fec_match m WHERE m.src_line = s.src_line)
         ORDER BY s.src_line
         """,  # noqa: S608 (SQL from constants, values bound)

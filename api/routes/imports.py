@@ -31,7 +31,11 @@ KIND_HELP = (
     "fec, facturx, cii, ubl, camt053, ofx, bank_csv (needs options.mapping), lifecycle "
     "(CDAR XML or JSON); detected from the content when omitted."
 )
-OPTIONS_HELP = 'A JSON object, e.g. the column mapping of a bank CSV: {"mapping": {...}}.'
+OPTIONS_HELP = (
+    'A JSON object: the column mapping of a bank CSV, {"mapping": {...}}; for a FEC whose file '
+    "name is not the legal <SIREN>FEC<YYYYMMDD>, its fiscal year's closing date, "
+    '{"fiscal_year_end": "2026-06-30"}.'
+)
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"description": "Processed now (small file): see status, counts and errors."},

@@ -8,6 +8,7 @@ import io
 import re
 import threading
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -57,16 +58,19 @@ def context(
     company: Company,
     data: bytes,
     progress: list[tuple[int, int]] | None = None,
+    *,
+    filename: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> ImportContext:
     imp = DataImport(
         id=new_id("imp"),
         company_id=company.id,
         kind=ImportKind.FEC,
         status=ImportStatus.RUNNING,
-        filename=f"{company.siren}FEC20251231.txt",
+        filename=filename or f"{company.siren}FEC20251231.txt",
         content_sha256=hashlib.sha256(data).hexdigest(),
         size_bytes=len(data),
-        options={},
+        options=options or {},
         created_at=clock.now(),
     )
     session.add(imp)
@@ -78,7 +82,7 @@ def context(
         data_import=imp,
         open_stream=lambda: io.BytesIO(data),
         size_bytes=len(data),
-        options={},
+        options=options or {},
     )
     if progress is not None:
         ctx.progress = lambda done, total: progress.append((done, total))
@@ -665,7 +669,9 @@ class TestAgain:
         error = refused(session, clock, company, write_fec([sale("VT1", "F-1", 130_00)]))
         assert len(error.issues) == 3
         assert error.issues[0].line == 2
-        assert error.issues[0].message.startswith("line 1 of entry VT1 (journal VT) was imported before")
+        assert error.issues[0].message.startswith(
+            "line 1 of entry VT1 (journal VT, fiscal year closing 2025-12-31) was imported before"
+        )
         assert count(session, BookLine) == 3
 
     def test_conflicting_invoice_amount_is_refused(
@@ -762,6 +768,66 @@ class TestNextYear:
         assert invoice.updated_at == clock.now()
 
 
+class TestFiscalYears:
+    def test_entry_numbers_restart_each_fiscal_year(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        """Most software numbers entries from 1 again each year: next year's entry 1 is
+        another line, not a conflict with last year's."""
+        last_year = write_fec([sale("1", "F-2024-1", 120_00, day=date(2024, 3, 1))])
+        this_year = write_fec([sale("1", "F-2025-1", 240_00, day=date(2025, 3, 1))])
+        first = import_fec(
+            context(session, clock, company, last_year, filename=f"{company.siren}FEC20241231.txt")
+        )
+        second = import_fec(
+            context(session, clock, company, this_year, filename=f"{company.siren}FEC20251231.txt")
+        )
+        assert first.counts["book_lines"] == second.counts["book_lines"] == 3
+        assert second.counts["invoices"] == 1
+        years = session.execute(
+            select(BookLine.fiscal_year_end, func.count()).group_by(BookLine.fiscal_year_end)
+        ).all()
+        assert sorted(years) == [(date(2024, 12, 31), 3), (date(2025, 12, 31), 3)]
+        # a month later, the same year exported again with more lettering: matched line for line
+        again = write_fec([sale("1", "F-2025-1", 240_00, day=date(2025, 3, 1), lettering="AA")])
+        outcome = import_fec(
+            context(session, clock, company, again, filename=f"{company.siren}FEC20251231.txt")
+        )
+        assert outcome.counts["book_lines"] == 0 and outcome.updated == 1
+        assert count(session, BookLine) == 6
+
+    def test_without_the_legal_name_the_first_line_tells_the_year(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        data = write_fec([sale("1", "F-1", 120_00, day=date(2024, 11, 5))])
+        import_fec(context(session, clock, company, data, filename="export-compta.txt"))
+        assert set(session.execute(select(BookLine.fiscal_year_end)).scalars()) == {date(2024, 12, 31)}
+
+    def test_option_names_the_closing_date(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        data = write_fec([sale("1", "F-1", 120_00, day=date(2024, 11, 5))])
+        options = {"fiscal_year_end": "2025-06-30"}
+        import_fec(
+            context(
+                session, clock, company, data, filename=f"{company.siren}FEC20241231.txt", options=options
+            )
+        )
+        assert set(session.execute(select(BookLine.fiscal_year_end)).scalars()) == {date(2025, 6, 30)}
+
+    @pytest.mark.parametrize("told", ["30/06/2025", "2025-02-30", 20250630, "2025-06-30T00:00"])
+    def test_bad_option_is_refused(
+        self, session: Session, clock: FrozenClock, company: Company, told: object
+    ) -> None:
+        data = write_fec([sale("1", "F-1", 120_00)])
+        with pytest.raises(ImportRefused) as caught:
+            import_fec(context(session, clock, company, data, options={"fiscal_year_end": told}))
+        issue = caught.value.issues[0]
+        assert issue.field == "options.fiscal_year_end"
+        assert "closing date as YYYY-MM-DD" in issue.message
+        assert count(session, BookLine) == 0
+
+
 @pytest.mark.committed
 class TestConcurrentImports:
     def test_same_file_twice_at_once(self, committed_engine: Engine, clock: FrozenClock) -> None:
@@ -823,10 +889,10 @@ def test_short_path_and_full_check_agree() -> None:
     def same(fields: list[str]) -> list[str | int]:  # "050" and "50" cents are one amount
         return [int(v) if i in (11, 12, 16) and v else v for i, v in enumerate(fields)]
 
-    short = _Parser(IssueCollector(), staging=True, constants=())
+    short = _Parser(IssueCollector(), staging=True, constants=(), fiscal_year_end=None, fallback_year=2025)
     short.header(HEADER)
     fed = [same(row.split("\t")[:18]) for row in short.feed(lines, clean=True).split("\n")[:-1]]
-    full = _Parser(IssueCollector(), staging=True, constants=())
+    full = _Parser(IssueCollector(), staging=True, constants=(), fiscal_year_end=None, fallback_year=2025)
     full.header(HEADER)
     checked = [full._checked(line, n, True) for n, line in enumerate(lines, start=2)]
     assert fed == [same(c[0]) for c in checked if c is not None]

@@ -224,6 +224,7 @@ def books(
             BookLine(
                 company_id=company.id,
                 import_id=imp.id,
+                fiscal_year_end=date(day.year, 12, 31),
                 journal_code=journal,
                 journal_lib="Achats" if purchase else "Ventes",
                 entry_num=entry,
