@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -175,6 +176,23 @@ async def data_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def database_busy(request: Request, exc: Exception) -> Response:
+    """Every database connection of this process stayed busy past the pool's timeout (a
+    burst larger than the pool): nothing was done, the client may retry (with the same
+    Idempotency-Key for a POST)."""
+    log.warning("database_busy", path=request.url.path, error=str(exc))
+    return problem_response(
+        503,
+        "database_busy",
+        "Service busy",
+        "All database connections are busy; nothing was done. Retry in a moment (POSTs with the "
+        "same Idempotency-Key).",
+        instance=request.url.path,
+        request_id=_request_id(request),
+        headers={"Retry-After": "1"},
+    )
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", path=request.url.path, exc_info=exc)
     rid = _request_id(request)
@@ -196,4 +214,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(PoolTimeout, database_busy)
     app.add_exception_handler(Exception, unexpected_error)

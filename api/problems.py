@@ -71,7 +71,10 @@ _DESCRIPTIONS = {
     422: "Invalid input; `errors[]` names each failing field.",
     429: "Too many requests; retry after the delay in Retry-After.",
     500: "Unexpected error (logged with the request id).",
-    503: "Not ready: the database or the payment provider does not answer, or payments are not configured.",
+    503: (
+        "Not ready or busy: the database or the payment provider does not answer, payments are not "
+        "configured, or every database connection is busy (retry after Retry-After)."
+    ),
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from escompte.models import Company, Debtor, Invoice
@@ -241,6 +241,27 @@ class TestProblems:
         assert r.headers["content-type"] == "application/problem+json"
         assert "hunter2" not in r.text and "RuntimeError" not in r.text
         assert r.json()["request_id"] == r.headers["x-request-id"]
+
+    def test_busy_connection_pool_is_a_retryable_503(self, app: Any, client: TestClient, db_url: str) -> None:
+        """A burst larger than the pool: the request that waited too long for a connection
+        gets 503 database_busy with Retry-After (nothing was done), not a 500."""
+        tiny = create_engine(db_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+
+        @app.get("/busy")
+        def busy() -> None:
+            with tiny.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            with tiny.connect():  # the pool's only connection, held by another request
+                r = client.get("/busy")
+            assert r.status_code == 503
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["type"] == "urn:escompte:problem:database_busy"
+            assert r.headers["retry-after"] == "1"
+            assert client.get("/busy").status_code == 200  # the connection is back
+        finally:
+            tiny.dispose()
 
 
 class TestQueryAndMethods:
