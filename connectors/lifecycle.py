@@ -689,12 +689,15 @@ def _payment_ref(message_id: str, invoice_id: str) -> str:
 
 
 def _record_cashed(ctx: ImportContext, status: Status, invoice: Invoice) -> bool:
-    """A 212 status: the money came in. Allocated up to what the invoice still has due."""
+    """A 212 status: the money came in. A payment for what the invoice still has due, at
+    most the amount the status tells: money the bank, the books or an earlier status
+    already recorded is the same money, never counted twice (an invoice already paid
+    keeps the status only)."""
     remaining = invoice.amount_cents - allocated_cents(ctx.session, invoice.id)
     amount = status.amount_cents if status.amount_cents is not None else remaining
+    amount = min(amount, remaining)
     if amount <= 0:
-        return False  # nothing said, nothing due: the status is kept, no payment invented
-    allocation = min(amount, remaining)
+        return False  # nothing due (or nothing said): the status is kept, no payment invented
     payment = record_payment(
         ctx.session,
         ctx.clock.now(),
@@ -704,7 +707,7 @@ def _record_cashed(ctx: ImportContext, status: Status, invoice: Invoice) -> bool
         amount_cents=amount,
         currency=invoice.currency,
         paid_on=status.occurred_at.date(),
-        allocations=[Allocation(invoice.id, allocation)] if allocation > 0 else [],
+        allocations=[Allocation(invoice.id, amount)],
     )
     return payment is not None
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from escompte.clock import FrozenClock
 from escompte.connectors import lifecycle
 from escompte.connectors.base import ImportContext, ImportOutcome, ImportRefused
+from escompte.connectors.payments import Allocation, record_payment, refresh_invoices
 from escompte.connectors.samples.einvoice import SampleStatus, cdar_xml, lifecycle_json
 from escompte.ids import new_id
 from escompte.models import (
@@ -192,6 +193,43 @@ class TestStatuses:
         assert session.execute(select(Payment.amount_cents)).scalar_one() == 1_200_000
         session.refresh(world.invoice)
         assert world.invoice.status == InvoiceStatus.PAID
+
+    @pytest.mark.parametrize(("paid_before", "recorded"), [(1_200_000, None), (200_000, 1_000_000)])
+    def test_cashed_after_the_bank_paid_counts_the_money_once(
+        self,
+        session: Session,
+        clock: FrozenClock,
+        world: World,
+        writer: Writer,
+        paid_before: int,
+        recorded: int | None,
+    ) -> None:
+        """The bank credit was reconciled first; the platform's "cashed" reports the same
+        money: only what is still due becomes a payment, never a second one."""
+        record_payment(
+            session,
+            clock.now(),
+            company_id=world.company.id,
+            source=PaymentSource.BANK,
+            source_ref="btx_paid_before",
+            amount_cents=paid_before,
+            currency="EUR",
+            paid_on=T0.date(),
+            allocations=[Allocation(world.invoice.id, paid_before)],
+        )
+        refresh_invoices(session, [world.invoice.id], clock.now())
+        status = world.status(212, amount_cents=1_200_000, at=T0 + timedelta(days=1))
+        outcome = run(session, clock, world.company, writer.write([status]))
+        assert outcome.counts["payments"] == int(recorded is not None)
+        cashed = session.execute(
+            select(Payment.amount_cents).where(Payment.source == PaymentSource.LIFECYCLE)
+        ).scalar_one_or_none()
+        assert cashed == recorded
+        session.refresh(world.invoice)
+        assert (world.invoice.amount_paid_cents, world.invoice.status) == (1_200_000, InvoiceStatus.PAID)
+        assert world.invoice.lifecycle_status_code == 212
+        paid_total = session.execute(select(func.sum(Payment.amount_cents))).scalar_one()
+        assert paid_total == 1_200_000
 
     def test_partly_cashed(self, session: Session, clock: FrozenClock, world: World, writer: Writer) -> None:
         run(session, clock, world.company, writer.write([world.status(212, amount_cents=200_000)]))
