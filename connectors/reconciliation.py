@@ -503,6 +503,7 @@ class ReconciliationStats:
     skipped_concurrent: int = 0  # credits left for the next run: their rows changed meanwhile
     rounds: int = 0
     booked: int = 0  # credits the books already record (linked to their bank line in the FEC)
+    cashed: int = 0  # credits an e-invoicing "cashed" status already recorded (linked to its payment)
 
 
 def lock_company(session: Session, company_id: str) -> None:
@@ -560,6 +561,62 @@ def link_booked_credits(session: Session, company_id: str) -> int:
     return linked
 
 
+_LINK_CASHED = text(
+    """
+    WITH candidates AS (
+        SELECT t.id AS tx, p.id AS payment, abs(t.booking_date - p.paid_on) AS distance
+        FROM bank_transactions t
+        JOIN payments p
+          ON p.company_id = t.company_id AND p.source = 'lifecycle' AND p.bank_transaction_id IS NULL
+         AND p.amount_cents = t.amount_cents AND p.currency = t.currency
+         AND p.paid_on BETWEEN t.booking_date - :window AND t.booking_date + :window
+        JOIN payment_allocations a ON a.payment_id = p.id
+        JOIN invoices i ON i.id = a.invoice_id
+        WHERE t.company_id = :company AND t.amount_cents > 0 AND t.match_status = 'unmatched'
+          AND t.book_line_id IS NULL
+          AND length(regexp_replace(upper(i.number), '[^A-Z0-9]', '', 'g')) >= :min_key
+          AND strpos(
+                regexp_replace(
+                    upper(concat_ws(' ', t.structured_reference, t.remittance_info, t.end_to_end_id)),
+                    '[^A-Z0-9]', '', 'g'),
+                regexp_replace(upper(i.number), '[^A-Z0-9]', '', 'g')) > 0
+          AND NOT EXISTS (SELECT 1 FROM payments used WHERE used.bank_transaction_id = t.id)
+    ), ranked AS (
+        SELECT tx, payment,
+               row_number() OVER (PARTITION BY tx ORDER BY distance, payment) AS for_tx,
+               row_number() OVER (PARTITION BY payment ORDER BY distance, tx) AS for_payment
+        FROM candidates
+    ), linked AS (
+        UPDATE payments p SET bank_transaction_id = r.tx
+        FROM ranked r
+        WHERE p.id = r.payment AND r.for_tx = 1 AND r.for_payment = 1
+        RETURNING p.bank_transaction_id AS tx
+    )
+    UPDATE bank_transactions t
+    SET match_status = 'matched', matched_cents = t.amount_cents
+    FROM linked l
+    WHERE t.id = l.tx
+    """
+)
+
+
+def link_cashed_credits(session: Session, company_id: str) -> int:
+    """Credits whose money an e-invoicing "cashed" status already recorded — the same
+    amount within a few days, and the credit's reference names the cashed invoice — are
+    linked to that payment (``payments.bank_transaction_id``) and taken off the queue,
+    never allocated a second time. An amount alone links nothing."""
+    linked = 0
+    for _ in range(5):  # mutually closest pairs each round; bounded
+        result = session.execute(
+            _LINK_CASHED, {"company": company_id, "window": BOOKED_WINDOW_DAYS, "min_key": MIN_KEY_CHARS}
+        )
+        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        linked += count
+        if count == 0:
+            break
+    return linked
+
+
 def reconcile(
     session: Session,
     clock: Clock,
@@ -573,6 +630,7 @@ def reconcile(
     session.flush()
     lock_company(session, company_id)
     stats.booked = link_booked_credits(session, company_id)
+    stats.cashed = link_cashed_credits(session, company_id)
     credits = _load_credits(session, company_id, transaction_ids)
     stats.credits_examined = len(credits)
     if not credits:

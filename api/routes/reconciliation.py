@@ -86,6 +86,10 @@ class ReconciliationRunOut(BaseModel):
         description="Credits per deciding rule: reference, amount_payer, several_invoices."
     )
     booked: int = Field(description="Credits the SME's books already record (linked to their FEC bank line).")
+    cashed: int = Field(
+        description='Credits an e-invoicing "cashed" status already recorded (linked to that payment, '
+        "not allocated again)."
+    )
 
 
 class DebtorBehaviourOut(BaseModel):
@@ -181,6 +185,7 @@ def run_reconciliation(
         invoices_updated=stats.invoices_updated,
         by_rule=dict(sorted(stats.by_rule.items())),
         booked=stats.booked,
+        cashed=stats.cashed,
     )
 
 

@@ -478,6 +478,65 @@ class TestSafety:
         )
 
 
+class TestCashedByTheirPlatform:
+    """An e-invoicing "cashed" status recorded the money before the bank statement came."""
+
+    def _cashed(self, session: Session, clock: FrozenClock, invoice: Invoice, on: date) -> Payment:
+        payment = record_payment(
+            session,
+            clock.now(),
+            company_id=invoice.company_id,
+            source=PaymentSource.LIFECYCLE,
+            source_ref=f"MSG-CASH#{invoice.id}",
+            amount_cents=invoice.amount_cents,
+            currency="EUR",
+            paid_on=on,
+            allocations=[Allocation(invoice.id, invoice.amount_cents)],
+        )
+        assert payment is not None
+        refresh_invoices(session, [invoice.id], clock.now())
+        return payment
+
+    def test_the_credit_naming_the_invoice_is_that_money(
+        self, session: Session, clock: FrozenClock, company: Company, dupont: Debtor, account: BankAccount
+    ) -> None:
+        invoice = _invoice(session, clock, dupont, "D-9100", 48_000)
+        cashed = self._cashed(session, clock, invoice, clock.today() - timedelta(days=2))
+        txn = _credit(session, clock, account, 48_000, text="REGLEMENT FACTURE D 9100")
+        stats = reconcile(session, clock, company.id)
+        assert (stats.cashed, stats.payments_created) == (1, 0)
+        _reload(session, invoice, txn, cashed)
+        assert (txn.match_status, txn.matched_cents) == (MatchStatus.MATCHED, 48_000)
+        assert cashed.bank_transaction_id == txn.id
+        assert (invoice.status, invoice.amount_paid_cents) == (InvoiceStatus.PAID, 48_000)
+        assert session.execute(select(func.count()).select_from(Payment)).scalar_one() == 1
+        assert reconcile(session, clock, company.id).cashed == 0  # again: nothing changes
+
+    @pytest.mark.parametrize(
+        ("cents", "text", "days_apart"),
+        [(48_000, None, 0), (47_000, "D-9100", 0), (48_000, "D-9100", 9), (48_000, "D-9101", 0)],
+        ids=["amount-only", "other-amount", "too-far", "other-invoice"],
+    )
+    def test_anything_less_stays_in_the_queue(
+        self,
+        session: Session,
+        clock: FrozenClock,
+        company: Company,
+        dupont: Debtor,
+        account: BankAccount,
+        cents: int,
+        text: str | None,
+        days_apart: int,
+    ) -> None:
+        invoice = _invoice(session, clock, dupont, "D-9100", 48_000)
+        cashed = self._cashed(session, clock, invoice, clock.today() - timedelta(days=days_apart))
+        txn = _credit(session, clock, account, cents, text=text)
+        assert reconcile(session, clock, company.id).cashed == 0
+        _reload(session, txn, cashed)
+        assert txn.match_status is MatchStatus.UNMATCHED
+        assert cashed.bank_transaction_id is None
+
+
 class TestConcurrency:
     def test_runs_for_one_company_queue_up_runs_for_two_companies_proceed(
         self, committed_engine: Engine, clock: FrozenClock
