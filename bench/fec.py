@@ -191,8 +191,8 @@ def run_floor(session: Session, import_id: str, folder: Path) -> float:
         rows.open("wb") as out,
         driver.cursor() as cursor,
         cursor.copy(
-            f"COPY (SELECT {BOOK_COLUMNS}, '{company.id}', '{data_import.id}' FROM book_lines "
-            f"WHERE import_id = '{import_id}') TO STDOUT"
+            f"COPY (SELECT {BOOK_COLUMNS}, fiscal_year_end, '{company.id}', '{data_import.id}' "
+            f"FROM book_lines WHERE import_id = '{import_id}') TO STDOUT"
         ) as copy,
     ):
         for block in copy:
@@ -200,7 +200,7 @@ def run_floor(session: Session, import_id: str, folder: Path) -> float:
     started = time.perf_counter()
     raw_copy(
         session,
-        f"COPY book_lines ({BOOK_COLUMNS}, company_id, import_id) FROM STDIN",
+        f"COPY book_lines ({BOOK_COLUMNS}, fiscal_year_end, company_id, import_id) FROM STDIN",
         file_chunks(rows, skip_header=False),
     )
     seconds = time.perf_counter() - started
