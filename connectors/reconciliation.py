@@ -551,10 +551,16 @@ def link_booked_credits(session: Session, company_id: str) -> int:
     amount within a few days, in an entry that settled invoices by lettering — are the
     money the books' payments came from: link them and take them off the queue rather
     than paying an invoice twice. Mutually closest pairs first, one line per credit."""
+    return _link_in_rounds(session, _LINK_BOOKED, {"company": company_id, "window": BOOKED_WINDOW_DAYS})
+
+
+def _link_in_rounds(session: Session, statement: Any, params: dict[str, Any]) -> int:
+    """Run a linking statement until it links nothing (at most 5 rounds): each round
+    pairs the mutually closest credit and record, so a pair left out by a closer one is
+    taken in the next. Returns the credits linked."""
     linked = 0
-    for _ in range(5):  # each round pairs mutually closest credit and line; bounded
-        result = session.execute(_LINK_BOOKED, {"company": company_id, "window": BOOKED_WINDOW_DAYS})
-        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    for _ in range(5):
+        count = int(session.execute(statement, params).rowcount or 0)  # type: ignore[attr-defined]
         linked += count
         if count == 0:
             break
@@ -605,16 +611,9 @@ def link_cashed_credits(session: Session, company_id: str) -> int:
     amount within a few days, and the credit's reference names the cashed invoice — are
     linked to that payment (``payments.bank_transaction_id``) and taken off the queue,
     never allocated a second time. An amount alone links nothing."""
-    linked = 0
-    for _ in range(5):  # mutually closest pairs each round; bounded
-        result = session.execute(
-            _LINK_CASHED, {"company": company_id, "window": BOOKED_WINDOW_DAYS, "min_key": MIN_KEY_CHARS}
-        )
-        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
-        linked += count
-        if count == 0:
-            break
-    return linked
+    return _link_in_rounds(
+        session, _LINK_CASHED, {"company": company_id, "window": BOOKED_WINDOW_DAYS, "min_key": MIN_KEY_CHARS}
+    )
 
 
 def reconcile(
