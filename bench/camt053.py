@@ -53,7 +53,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "camt053.json"
 IBAN = "FR7630006000011234567890189"
 TARGET_RATIO = 2.0
 COLUMNS = (
-    "id, company_id, bank_account_id, import_id, external_id, fingerprint, booking_date, value_date, "
+    "id, company_id, bank_account_id, import_id, external_id, fingerprint, source, booking_date, value_date, "
     "amount_cents, currency, counterparty_name, counterparty_iban, remittance_info, structured_reference, "
     "end_to_end_id, bank_code, match_status, matched_cents, created_at"
 )

@@ -276,13 +276,13 @@ def load(url: str, company_id: str, debtors: list[Debtor], invoices: list[Invoic
                 copy.write_row((i.id, company_id, debtors[i.debtor].id, "receivable", i.number, i.issue,
                                 i.due, i.cents, 0, "EUR", "open", "api", "invoice", False, NOW, NOW))
         with cur.copy(
-            "COPY bank_transactions (id, company_id, bank_account_id, fingerprint, booking_date, "
+            "COPY bank_transactions (id, company_id, bank_account_id, fingerprint, source, booking_date, "
             "amount_cents, currency, counterparty_name, counterparty_iban, remittance_info, "
             "structured_reference, match_status, matched_cents, created_at) FROM STDIN"
         ) as copy:
             for c in credits:
                 fingerprint = hashlib.sha256(c.id.encode()).hexdigest()
-                copy.write_row((c.id, company_id, account_id, fingerprint, c.booked, c.cents, "EUR",
+                copy.write_row((c.id, company_id, account_id, fingerprint, "camt", c.booked, c.cents, "EUR",
                                 c.name, c.iban, c.text, c.reference, "unmatched", 0, NOW))
         cur.execute("ANALYZE")
 

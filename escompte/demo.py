@@ -1,8 +1,9 @@
 """The demo: a partner platform and three SMEs whose data arrives as real files —
-each SME's FEC, bank statement (camt.053), Factur-X invoices and their e-invoicing
-statuses, plus SIRENE and BODACC extracts — through the same import pipeline as a
-partner's uploads (see escompte.demo_files for what the files contain); then every
-open invoice gets its explained eligibility decision."""
+each SME's FEC, bank statement (camt.053) and the OFX export of its last 60 days,
+Factur-X invoices and their e-invoicing statuses, plus SIRENE and BODACC extracts —
+through the same import pipeline as a partner's uploads (see escompte.demo_files for
+what the files contain); then every open invoice gets its explained eligibility
+decision."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ def seed(session: Session, clock: Clock, rng_seed: int = 2026) -> None:
             _import(session, clock, company.id, invoice)
         _import(session, clock, company.id, files.lifecycle)
         _import(session, clock, company.id, files.camt053)
+        _import(session, clock, company.id, files.ofx)
         # every open invoice gets its explained eligibility decision
         eligibility.decide_batch(session, clock, admin, company_id=company.id)
 

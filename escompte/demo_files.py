@@ -11,14 +11,14 @@ payer, supplier invoices, an unpaid debtor, a debtor in receivership, a ceased o
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from schwifty import IBAN
 from stdnum import luhn
 from stdnum.fr import siren as std_siren
 
-from escompte.connectors.samples.bank import SampleBalance, SampleEntry, camt053_xml
+from escompte.connectors.samples.bank import SampleBalance, SampleEntry, camt053_xml, ofx
 from escompte.connectors.samples.einvoice import (
     SampleInvoice,
     SampleParty,
@@ -87,6 +87,9 @@ class _Invoice:
 class DemoFiles:
     fec: tuple[str, bytes]
     camt053: tuple[str, bytes]
+    # the same account's last 60 days exported from online banking as OFX: the movements
+    # the camt.053 already brought are recognised, not stored twice
+    ofx: tuple[str, bytes]
     facturx: tuple[tuple[str, bytes], ...]
     lifecycle: tuple[str, bytes]
 
@@ -177,9 +180,12 @@ def files_for(sme: Sme, today: date, seed: int) -> DemoFiles:
             inv.paid.append((second_day, inv.gross_cents - first))
         else:
             inv.paid.append((pay_day, inv.gross_cents))
+    fec = (fec_filename(sme.siren, year_end), _fec(sme, invoices, start, year_end, rng))
+    entries = _bank_entries(sme, invoices, start, today, rng)
     return DemoFiles(
-        fec=(fec_filename(sme.siren, year_end), _fec(sme, invoices, start, year_end, rng)),
-        camt053=(f"{sme.siren}-releve-{today:%Y%m%d}.xml", _camt(sme, invoices, start, today, rng)),
+        fec=fec,
+        camt053=(f"{sme.siren}-releve-{today:%Y%m%d}.xml", _camt_entries_xml(sme, entries, start, today)),
+        ofx=(f"{sme.siren}-export-{today:%Y%m%d}.ofx", _ofx(sme, entries, today)),
         facturx=_facturx(sme, invoices, year_end),
         lifecycle=(f"{sme.siren}-statuts.json", _statuses(sme, invoices, year_end)),
     )
@@ -262,7 +268,7 @@ def _fec(sme: Sme, invoices: list[_Invoice], start: date, year_end: date, rng: r
         net = rng.randint(1_500, 6_000) * 100
         gross = net + net * 20 // 100
         number = f"FPO-{day:%y%m}{k:02d}"
-        paid_on = day + timedelta(days=45)
+        paid_on = day + timedelta(days=60)
         lettering = code(aux) if paid_on <= year_end else ""
         entries.append(
             FecEntry(
@@ -313,7 +319,9 @@ def _fec(sme: Sme, invoices: list[_Invoice], start: date, year_end: date, rng: r
     return write_fec(entries)
 
 
-def _camt(sme: Sme, invoices: list[_Invoice], start: date, today: date, rng: random.Random) -> bytes:
+def _bank_entries(
+    sme: Sme, invoices: list[_Invoice], start: date, today: date, rng: random.Random
+) -> list[SampleEntry]:
     entries: list[SampleEntry] = []
     ref = 0
     for inv in invoices:
@@ -356,6 +364,10 @@ def _camt(sme: Sme, invoices: list[_Invoice], start: date, today: date, rng: ran
         )
         day += timedelta(days=30)
     entries.sort(key=lambda e: e.booking_date)
+    return entries
+
+
+def _camt_entries_xml(sme: Sme, entries: list[SampleEntry], start: date, today: date) -> bytes:
     balance = 4_500_000 + sum(e.amount_cents for e in entries)
     return camt053_xml(
         sme.iban,
@@ -478,3 +490,15 @@ def registry_files(all_smes: list[Sme], today: date) -> tuple[tuple[str, bytes],
         f"bodacc-procedures-{today:%Y%m%d}.csv",
         bodacc_csv([announcement]),
     )
+
+
+def _ofx(sme: Sme, entries: list[SampleEntry], today: date) -> bytes:
+    """The online bank's OFX export of the last 60 days: its own transaction ids (FITID),
+    the account by bank code, branch code and account number (the IBAN follows)."""
+    since = today - timedelta(days=60)
+    recent = [
+        replace(e, account_servicer_ref=f"OFX{today:%y%m%d}{n:05d}", end_to_end_id=None)
+        for n, e in enumerate(e for e in entries if e.booking_date >= since)
+    ]
+    bban = sme.iban[4:]
+    return ofx(recent, bank_id=bban[:5], branch_id=bban[5:10], account_id=bban[10:21])

@@ -80,6 +80,12 @@ def test_demo_seeds_every_kind_of_file(session: Session, clock: FrozenClock) -> 
     )
     assert len(prepaid) == 3
     assert all(i.amount_paid_cents == i.amount_cents * 30 // 100 for i in prepaid)
+    # the OFX export repeats the statement's last 60 days: recognised, nothing stored twice
+    ofx_imports = session.execute(select(DataImport).where(DataImport.kind == ImportKind.OFX)).scalars().all()
+    assert len(ofx_imports) == 3
+    assert all(i.counts.get("bank_transactions_known_from_other_sources", 0) >= 3 for i in ofx_imports)
+    assert all(i.counts["bank_transactions"] == 0 for i in ofx_imports)
+    assert session.execute(select(func.count()).where(BankTransaction.source != "camt")).scalar_one() == 0
 
     assert session.execute(select(func.count()).select_from(RegistryCompany)).scalar_one() >= 10
     proceeding = session.execute(select(InsolvencyProceeding)).scalar_one()

@@ -47,6 +47,7 @@ def push_bank_transactions(
         bank_account=outcome.bank_account_id,
         created=result.created,
         unchanged=result.unchanged,
+        known_from_other_sources=result.known_from_other_sources,
         transactions=outcome.transaction_ids,
         balances=BalanceCounts(
             created=result.balances_created,

@@ -14,6 +14,13 @@ values and hands them to a ``BankWriter``, which
   inserts them in one ``INSERT … ON CONFLICT DO NOTHING`` (deduplicated on
   ``(bank_account_id, fingerprint)``), inside the caller's transaction: when the file
   is refused, the caller's rollback removes everything;
+- recognises a movement already stored from another source (the same account read from
+  camt.053 and from OFX, or pushed by an aggregator too): a new line whose account,
+  booking date and signed amount are those of a stored line that this source has not
+  reported yet is kept as a ``BankLineAlias`` of that line, not stored twice. Lines of
+  one key pair in order (file order, and stored lines oldest first). Imports into one
+  account take turns (a transaction-scoped advisory lock), so two sources read at the
+  same time pair the same way;
 - upserts balances, one per (account, date, kind).
 
 Amounts are signed integer minor units (credits positive, debits negative), parsed from
@@ -37,13 +44,13 @@ from typing import Any
 
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import exists, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from escompte.connectors.base import ImportOutcome
 from escompte.errors import invariant
-from escompte.models import BankAccount, BankBalance
+from escompte.models import BankAccount, BankBalance, BankTransaction
 
 FINGERPRINT_MAX = 64  # bank_transactions.fingerprint
 EXTERNAL_ID_MAX = 120  # bank_transactions.external_id
@@ -163,6 +170,8 @@ class StoreResult:
     balances_created: int = 0
     balances_updated: int = 0
     balances_unchanged: int = 0
+    # new lines that are movements already stored from another source (kept as aliases)
+    known_from_other_sources: int = 0
     # when asked for: the id of each stored line (new or already known) by (account id, fingerprint)
     ids: dict[tuple[str, str], str] = field(default_factory=dict)
     accounts: list[str] = field(default_factory=list)  # ids of every account touched
@@ -290,23 +299,68 @@ _CREATE_STAGE = (
 _INSERT_FROM_STAGE = """
     WITH inserted AS (
         INSERT INTO bank_transactions (
-            id, company_id, bank_account_id, import_id, external_id, fingerprint, booking_date,
-            value_date, amount_cents, currency, counterparty_name, counterparty_iban,
-            remittance_info, structured_reference, end_to_end_id, bank_code, match_status,
-            matched_cents, created_at)
-        SELECT id, %(company)s, bank_account_id, %(import)s, external_id, fingerprint, booking_date,
-               value_date, amount_cents, currency, counterparty_name, counterparty_iban,
-               remittance_info, structured_reference, end_to_end_id, bank_code,
+            id, company_id, bank_account_id, import_id, external_id, fingerprint, source,
+            booking_date, value_date, amount_cents, currency, counterparty_name,
+            counterparty_iban, remittance_info, structured_reference, end_to_end_id, bank_code,
+            match_status, matched_cents, created_at)
+        SELECT id, %(company)s, bank_account_id, %(import)s, external_id, fingerprint, %(source)s,
+               booking_date, value_date, amount_cents, currency, counterparty_name,
+               counterparty_iban, remittance_info, structured_reference, end_to_end_id, bank_code,
                CASE WHEN amount_cents > 0 THEN 'unmatched' ELSE 'ignored' END, 0, %(now)s
-        FROM bank_lines_stage
+        FROM bank_lines_stage s
+        {where}
         ORDER BY seq
         ON CONFLICT (bank_account_id, fingerprint) DO NOTHING
         RETURNING 1)
     SELECT count(*) FROM inserted
 """
+_NOT_ALIASED = (
+    "WHERE NOT EXISTS (SELECT 1 FROM bank_line_aliases a "
+    "WHERE a.bank_account_id = s.bank_account_id AND a.fingerprint = s.fingerprint)"
+)
+# Staged lines of accounts that hold lines of other sources, not known by their own
+# fingerprint, paired by rank within (account, booking date, amount) with the stored
+# lines of other sources that this source has not reported yet.
+_ALIAS_FROM_STAGE = """
+    WITH fresh AS (
+        SELECT s.bank_account_id, s.fingerprint, s.external_id, s.booking_date, s.amount_cents,
+               row_number() OVER (
+                   PARTITION BY s.bank_account_id, s.booking_date, s.amount_cents ORDER BY s.seq
+               ) AS rank
+        FROM bank_lines_stage s
+        WHERE s.bank_account_id = ANY(%(accounts)s)
+          AND NOT EXISTS (SELECT 1 FROM bank_transactions t
+                          WHERE t.bank_account_id = s.bank_account_id AND t.fingerprint = s.fingerprint)
+          AND NOT EXISTS (SELECT 1 FROM bank_line_aliases a
+                          WHERE a.bank_account_id = s.bank_account_id AND a.fingerprint = s.fingerprint)
+    ),
+    unreported AS (
+        SELECT t.id, t.bank_account_id, t.booking_date, t.amount_cents,
+               row_number() OVER (
+                   PARTITION BY t.bank_account_id, t.booking_date, t.amount_cents ORDER BY t.id
+               ) AS rank
+        FROM bank_transactions t
+        JOIN (SELECT DISTINCT bank_account_id, booking_date, amount_cents FROM fresh) k
+          USING (bank_account_id, booking_date, amount_cents)
+        WHERE t.source <> %(source)s
+          AND NOT EXISTS (SELECT 1 FROM bank_line_aliases a
+                          WHERE a.bank_transaction_id = t.id AND a.source = %(source)s)
+    ),
+    aliased AS (
+        INSERT INTO bank_line_aliases (
+            bank_account_id, fingerprint, bank_transaction_id, source, external_id, import_id,
+            created_at)
+        SELECT f.bank_account_id, f.fingerprint, u.id, %(source)s, f.external_id, %(import)s, %(now)s
+        FROM fresh f JOIN unreported u USING (bank_account_id, booking_date, amount_cents, rank)
+        RETURNING 1)
+    SELECT count(*) FROM aliased
+"""
 _STAGED_IDS = (
     "SELECT s.bank_account_id, s.fingerprint, t.id FROM bank_lines_stage s JOIN bank_transactions t "
-    "ON t.bank_account_id = s.bank_account_id AND t.fingerprint = s.fingerprint"
+    "ON t.bank_account_id = s.bank_account_id AND t.fingerprint = s.fingerprint "
+    "UNION ALL "
+    "SELECT s.bank_account_id, s.fingerprint, a.bank_transaction_id FROM bank_lines_stage s "
+    "JOIN bank_line_aliases a ON a.bank_account_id = s.bank_account_id AND a.fingerprint = s.fingerprint"
 )
 
 
@@ -315,9 +369,11 @@ class _Stage:
     own psycopg connection (inside its transaction; psycopg serialises the connection
     between threads, a COPY included)."""
 
-    def __init__(self, connection: Any, params: dict[str, Any]) -> None:
+    def __init__(self, connection: Any, params: dict[str, Any], shared_accounts: list[str]) -> None:
         self._connection = connection
         self._params = params
+        # the accounts that hold lines of other sources (grows as the file names accounts)
+        self._shared_accounts = shared_accounts
         self.exists = False
 
     def copy(self, rows: list[str]) -> None:
@@ -329,12 +385,20 @@ class _Stage:
             with cursor.copy(_COPY_STAGE) as copy:
                 copy.write("".join(rows))
 
-    def insert(self) -> int:
-        """Move the staged lines into bank_transactions; returns how many were new."""
+    def insert(self) -> tuple[int, int]:
+        """Move the staged lines into bank_transactions, those already stored from another
+        source into bank_line_aliases; returns how many of each were new."""
+        aliased = 0
         with self._connection.cursor() as cursor:
-            cursor.execute(_INSERT_FROM_STAGE, self._params)
+            shared = list(self._shared_accounts)
+            if shared:
+                cursor.execute(_ALIAS_FROM_STAGE, {**self._params, "accounts": shared})
+                (aliased,) = cursor.fetchone()
+                cursor.execute(_INSERT_FROM_STAGE.format(where=_NOT_ALIASED), self._params)
+            else:
+                cursor.execute(_INSERT_FROM_STAGE.format(where=""), self._params)
             (created,) = cursor.fetchone()
-            return int(created)
+            return int(created), int(aliased)
 
     def clear(self) -> None:
         with self._connection.cursor() as cursor:
@@ -363,6 +427,7 @@ class _Pipeline:
         self._queue: queue.Queue[list[str] | None] = queue.Queue(maxsize=2)
         self._abandoned = False
         self.created = 0
+        self.aliased = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bank-writer", daemon=True)
         self._thread.start()
@@ -373,7 +438,9 @@ class _Pipeline:
                 continue
             try:
                 self._stage.copy(batch)
-                self.created += self._stage.insert()
+                created, aliased = self._stage.insert()
+                self.created += created
+                self.aliased += aliased
                 self._stage.clear()
             except BaseException as exc:  # handed to the reading thread
                 self.error = exc
@@ -383,13 +450,14 @@ class _Pipeline:
             raise self.error
         self._queue.put(batch)
 
-    def close(self) -> int:
-        """Wait for every batch; returns how many lines were new."""
+    def close(self) -> tuple[int, int]:
+        """Wait for every batch; returns how many lines were new, and how many of those
+        were movements already stored from another source."""
         self._queue.put(None)
         self._thread.join()
         if self.error is not None:
             raise self.error
-        return self.created
+        return self.created, self.aliased
 
     def abandon(self) -> None:
         """Stop without storing what is still queued (the caller rolls back anyway)."""
@@ -429,6 +497,7 @@ class BankWriter:
         self._keep_ids = keep_ids
         self._ids = _IdBlock("btx")
         self._accounts: dict[str, AccountRef] = {}  # by compact IBAN
+        self._shared_accounts: list[str] = []  # those holding lines of other sources
         self._pending: list[str] = []
         self._stage: _Stage | None = None
         self._pipeline: _Pipeline | None = None
@@ -467,6 +536,20 @@ class BankWriter:
             name=name,
             bic=bic,
         )
+        # one import into an account at a time, so that lines of two sources read at the
+        # same time pair as if read one after the other
+        self._session.execute(text("SELECT pg_advisory_xact_lock(hashtext('bank:' || :a))"), {"a": ref.id})
+        if (
+            not ref.created
+            and self._session.execute(
+                select(
+                    exists().where(
+                        BankTransaction.bank_account_id == ref.id, BankTransaction.source != self._source
+                    )
+                )
+            ).scalar()
+        ):
+            self._shared_accounts.append(ref.id)
         self._accounts[key] = ref
         return ref
 
@@ -575,9 +658,14 @@ class BankWriter:
 
     def _stage_table(self) -> _Stage:
         if self._stage is None:
-            params = {"company": self._company_id, "import": self._import_id, "now": self._now}
+            params = {
+                "company": self._company_id,
+                "import": self._import_id,
+                "now": self._now,
+                "source": self._source,
+            }
             connection = self._session.connection().connection.driver_connection
-            self._stage = _Stage(connection, params)
+            self._stage = _Stage(connection, params, self._shared_accounts)
         return self._stage
 
     # the end ----------------------------------------------------------------------------
@@ -591,18 +679,20 @@ class BankWriter:
         if self._pipeline is not None:
             self.flush()
             pipeline, self._pipeline = self._pipeline, None
-            result.created = pipeline.close()
+            result.created, result.known_from_other_sources = pipeline.close()
         elif self._pending or self._stage is not None:
             stage = self._stage_table()
             if self._pending:
                 stage.copy(self._pending)
                 self._pending = []
-            result.created = stage.insert()
+            result.created, result.known_from_other_sources = stage.insert()
             if self._keep_ids:
                 result.ids = stage.ids()
         if self._stage is not None:
             self._stage.drop()
-        result.unchanged = self.lines - result.created + self.duplicates_in_input
+        result.unchanged = (
+            self.lines - result.created - result.known_from_other_sources + self.duplicates_in_input
+        )
         self._store_balances(result)
         return result
 
@@ -649,18 +739,21 @@ def import_outcome(result: StoreResult, **extra_counts: int) -> ImportOutcome:
     return ImportOutcome(
         created=result.created + result.balances_created + result.accounts_created,
         updated=result.balances_updated,
-        unchanged=result.unchanged + result.balances_unchanged,
+        unchanged=result.unchanged + result.known_from_other_sources + result.balances_unchanged,
         counts={**outcome_counts(result), **extra_counts},
     )
 
 
 def outcome_counts(result: StoreResult) -> dict[str, int]:
     """What an import created, per object type (the import's ``counts``)."""
-    return {
+    counts = {
         "bank_transactions": result.created,
         "bank_balances": result.balances_created,
         "bank_accounts": result.accounts_created,
     }
+    if result.known_from_other_sources:
+        counts["bank_transactions_known_from_other_sources"] = result.known_from_other_sources
+    return counts
 
 
 def latest_balances(session: Session, account_ids: Sequence[str]) -> dict[str, BankBalance]:

@@ -100,7 +100,9 @@ class PushBalance(InputModel):
 
 
 class BankTransactionBatch(InputModel):
-    """One account's transactions and balances, as an aggregator pushes them."""
+    """One account's booked transactions and balances, as an aggregator pushes them
+    (pending transactions wait until the bank books them: a booked movement also read
+    from the account's statements is recognised by its booking date and amount)."""
 
     account: PushAccount
     transactions: list[PushTransaction] = Field(default_factory=list, max_length=MAX_BATCH_TRANSACTIONS)
@@ -118,6 +120,11 @@ class BankTransactionBatchOut(BaseModel):
     bank_account: str = Field(description="The account's id (bac_…), created on its first push.")
     created: int = Field(description="Transactions new to Escompte.")
     unchanged: int = Field(description="Transactions Escompte already had (pushed or imported before).")
+    known_from_other_sources: int = Field(
+        description="Transactions new from this aggregator that are movements Escompte already had "
+        "from a statement import of the account (same booking date and amount): linked to them, "
+        "not stored twice; their ids in `transactions` are the known transactions'."
+    )
     transactions: list[str] = Field(description="The id of each pushed transaction, in the batch's order.")
     balances: BalanceCounts
 
@@ -136,6 +143,10 @@ class BankTransactionOut(Resource):
     bank_account: str
     data_import: str | None = Field(description="The import (imp_…) that brought it; null when pushed.")
     external_id: str | None = Field(description="The bank's or aggregator's own id.")
+    source: Literal["camt", "ofx", "csv", "agg"] = Field(
+        description="Where it was first read: a camt.053 statement, an OFX or CSV export, an "
+        "aggregator's push. The same movement read later from another source is not stored again."
+    )
     booking_date: date
     value_date: date | None
     amount: Money = Field(description="Signed: money in > 0, money out < 0.")
@@ -156,6 +167,7 @@ def bank_transaction_out(t: Any) -> BankTransactionOut:
         bank_account=t.bank_account_id,
         data_import=t.import_id,
         external_id=t.external_id,
+        source=t.source,
         booking_date=t.booking_date,
         value_date=t.value_date,
         amount=money(t.amount_cents, t.currency),

@@ -12,7 +12,7 @@ from escompte.models.advance import (
     RepaymentStatus,
 )
 from escompte.models.api_key import ApiKey, KeyMode, PrincipalKind
-from escompte.models.bank import BankAccount, BankBalance, BankTransaction, MatchStatus
+from escompte.models.bank import BankAccount, BankBalance, BankLineAlias, BankTransaction, MatchStatus
 from escompte.models.base import Base
 from escompte.models.book import BookLine
 from escompte.models.company import Company
@@ -54,6 +54,7 @@ __all__ = [
     "ApiKey",
     "BankAccount",
     "BankBalance",
+    "BankLineAlias",
     "BankTransaction",
     "Base",
     "BookLine",

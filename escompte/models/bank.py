@@ -83,6 +83,9 @@ class BankTransaction(Base):
     # external_id when there is one, else a hash of (date, amount, counterparty, text):
     # what makes a re-import of the same statement change nothing.
     fingerprint: Mapped[str] = mapped_column(String(64))
+    # Where the line came from: camt, ofx, csv or agg (an aggregator's push). The same
+    # movement read again from another source becomes a BankLineAlias of this line.
+    source: Mapped[str] = mapped_column(String(8))
     booking_date: Mapped[date] = mapped_column(Date)
     value_date: Mapped[date | None] = mapped_column(Date)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
@@ -98,4 +101,22 @@ class BankTransaction(Base):
     book_line_id: Mapped[int | None] = mapped_column(ForeignKey("book_lines.id"), unique=True)
     match_status: Mapped[MatchStatus] = mapped_column(str_enum(MatchStatus, "match_status"))
     matched_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class BankLineAlias(Base):
+    """A bank line read from a second source (say the OFX export of an account already
+    known from its camt.053 statement) that is a movement already stored: the same
+    account, booking date and signed amount, not yet seen from that source. It stores no
+    second transaction; its fingerprint makes reading it again change nothing."""
+
+    __tablename__ = "bank_line_aliases"
+    __table_args__ = (Index(None, "bank_transaction_id", "source"),)
+
+    bank_account_id: Mapped[str] = mapped_column(ForeignKey("bank_accounts.id"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bank_transaction_id: Mapped[str] = mapped_column(ForeignKey("bank_transactions.id"))
+    source: Mapped[str] = mapped_column(String(8))
+    external_id: Mapped[str | None] = mapped_column(String(120))
+    import_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = created_at_column()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from escompte.connectors.samples.bank import sample_iban
+from escompte.connectors.samples.bank import SampleEntry, camt053_xml, sample_iban
 from escompte.ids import is_id, new_id
 from escompte.models import BankAccount, BankBalance, BankTransaction
 from tests import factories as f
@@ -122,6 +123,43 @@ class TestPush:
         ids = _push(client, world, _batch([credit])).json()["transactions"]
         status = client.get(f"/v1/bank-transactions/{ids[0]}", headers=world.a.headers).json()["match_status"]
         assert status == "matched"
+
+    def test_movements_of_an_imported_statement_are_not_stored_twice(
+        self, client: TestClient, session: Session, world: World
+    ) -> None:
+        """The aggregator pushes what the camt.053 statement already brought: the push
+        answers with the known transactions' ids and stores only the new one."""
+        statement = camt053_xml(
+            IBAN,
+            [
+                SampleEntry(
+                    booking_date=date(2026, 3, 2),
+                    amount_cents=1_000_00,
+                    account_servicer_ref="BQ1",
+                    counterparty_name="CLIENT 1",
+                    remittance="FACTURE F-1",
+                )
+            ],
+            (),
+            "001.08",
+        )
+        imported = client.post(
+            f"/v1/companies/{world.a.company.id}/imports",
+            files={"file": ("releve.xml", statement, "application/xml")},
+            headers=world.a.headers,
+        )
+        assert imported.status_code in (201, 202), imported.text
+        known = client.get(
+            f"/v1/companies/{world.a.company.id}/bank-transactions", headers=world.a.headers
+        ).json()["data"]
+        assert [(t["source"], t["amount"]["amount"]) for t in known] == [("camt", 1_000_00)]
+        out = _push(client, world, _batch([_tx(1), _tx(2, 2_000_00)])).json()
+        assert (out["created"], out["known_from_other_sources"], out["unchanged"]) == (1, 1, 0)
+        assert out["transactions"][0] == known[0]["id"]
+        again = _push(client, world, _batch([_tx(1), _tx(2, 2_000_00)])).json()
+        assert (again["created"], again["known_from_other_sources"], again["unchanged"]) == (0, 0, 2)
+        assert again["transactions"] == out["transactions"]
+        assert _count(session) == 2
 
 
 class TestValidation:

@@ -6,7 +6,8 @@ import hashlib
 import io
 import re
 from collections.abc import Callable
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ from escompte.ids import is_id, new_id
 from escompte.models import (
     BankAccount,
     BankBalance,
+    BankLineAlias,
     BankTransaction,
     Company,
     DataImport,
@@ -850,3 +852,138 @@ class TestWriter:
             writer.add_balance(account, DAY, "CLBD", 1, "USD")
         with pytest.raises(BankDataError, match="not a valid IBAN"):
             writer.account("FR7630006000011234567890180", currency="EUR")
+
+
+class TestSeveralSources:
+    """The same account read from camt.053 and from OFX: each movement stored once."""
+
+    def _entry(self, ref: str, cents: int, day: date = DAY, name: str = "CLIENT DUPONT SA") -> SampleEntry:
+        return SampleEntry(
+            booking_date=day, amount_cents=cents, account_servicer_ref=ref, counterparty_name=name
+        )
+
+    def _aliases(self, session: Session) -> list[tuple[str, str, str]]:
+        rows = session.execute(
+            select(
+                BankLineAlias.source, BankLineAlias.fingerprint, BankLineAlias.bank_transaction_id
+            ).order_by(BankLineAlias.fingerprint)
+        )
+        return [tuple(r) for r in rows]
+
+    def test_ofx_after_camt_adds_only_what_the_statement_lacks(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        camt = camt053_xml(OFX_IBAN, [CREDIT, DEBIT], (), "001.08")
+        first = _run(session, clock, company, import_camt053, camt, ImportKind.CAMT053)
+        assert first.counts["bank_transactions"] == 2
+        later = self._entry("OFX-3", 500_00, date(2026, 3, 3))
+        # the OFX export names the same two movements with its own ids (FITID)
+        data = ofx(
+            [replace(CREDIT, account_servicer_ref="F1"), replace(DEBIT, account_servicer_ref="F2"), later]
+        )
+        outcome = _run(session, clock, company, import_ofx, data, ImportKind.OFX)
+        assert outcome.counts == {
+            "bank_transactions": 1,
+            "bank_balances": 1,  # the export's ledger balance
+            "bank_accounts": 0,
+            "bank_transactions_known_from_other_sources": 2,
+        }
+        assert (outcome.created, outcome.unchanged) == (2, 2)
+        credit, debit, new = _transactions(session, company)
+        assert [t.source for t in (credit, debit, new)] == ["camt", "camt", "ofx"]
+        assert (new.amount_cents, new.fingerprint) == (500_00, "ofx:OFX-3")
+        assert self._aliases(session) == [("ofx", "ofx:F1", credit.id), ("ofx", "ofx:F2", debit.id)]
+        # read again: nothing changes, and the aliases are not counted as new
+        again = _run(session, clock, company, import_ofx, data, ImportKind.OFX)
+        assert (again.created, again.counts["bank_transactions"]) == (0, 0)
+        assert "bank_transactions_known_from_other_sources" not in again.counts
+        assert len(_transactions(session, company)) == 3 and len(self._aliases(session)) == 2
+        # and the camt.053 statement of the next day names the OFX's third line: known too
+        next_day = camt053_xml(OFX_IBAN, [replace(later, account_servicer_ref="BQ3")], (), "001.08")
+        last = _run(session, clock, company, import_camt053, next_day, ImportKind.CAMT053)
+        assert last.counts.get("bank_transactions_known_from_other_sources") == 1
+        assert len(_transactions(session, company)) == 3
+
+    def test_identical_movements_pair_one_to_one(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        """Two 100 € credits on a day in the statement, three in the export: one is new."""
+        camt = camt053_xml(OFX_IBAN, [self._entry("A1", 100_00), self._entry("A2", 100_00)], (), "001.02")
+        _run(session, clock, company, import_camt053, camt, ImportKind.CAMT053)
+        data = ofx([self._entry(f"O{n}", 100_00) for n in range(3)])
+        outcome = _run(session, clock, company, import_ofx, data, ImportKind.OFX)
+        assert (
+            outcome.counts["bank_transactions"],
+            outcome.counts["bank_transactions_known_from_other_sources"],
+        ) == (1, 2)
+        rows = _transactions(session, company)
+        assert len(rows) == 3
+        aliased = {a[2] for a in self._aliases(session)}
+        assert aliased == {t.id for t in rows if t.source == "camt"}, (
+            "each camt line reported once by the OFX"
+        )
+
+    def test_other_day_or_amount_is_another_movement(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        camt = camt053_xml(OFX_IBAN, [self._entry("A1", 100_00)], (), "001.02")
+        _run(session, clock, company, import_camt053, camt, ImportKind.CAMT053)
+        data = ofx(
+            [
+                self._entry("O1", 100_01),
+                self._entry("O2", 100_00, date(2026, 3, 3)),
+                self._entry("O3", -100_00),
+            ]
+        )
+        outcome = _run(session, clock, company, import_ofx, data, ImportKind.OFX)
+        assert outcome.counts["bank_transactions"] == 3
+        assert "bank_transactions_known_from_other_sources" not in outcome.counts
+        assert self._aliases(session) == []
+
+    def test_same_source_is_never_paired_with_itself(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        """A second camt.053 line with the same day and amount is a second movement."""
+        _run(session, clock, company, import_camt053, _camt([self._entry("A1", 100_00)]), ImportKind.CAMT053)
+        _run(session, clock, company, import_camt053, _camt([self._entry("A2", 100_00)]), ImportKind.CAMT053)
+        assert len(_transactions(session, company)) == 2 and self._aliases(session) == []
+
+    def test_large_overlap_pairs_across_batches(
+        self, session: Session, clock: FrozenClock, company: Company, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Batches stored while the file is read pair as one file would."""
+        monkeypatch.setattr(accounts, "STAGE_FLUSH_ROWS", 7)
+        entries = [self._entry(f"A{n}", 100_00 + n % 5, DAY + timedelta(days=n % 3)) for n in range(60)]
+        _run(
+            session,
+            clock,
+            company,
+            import_camt053,
+            camt053_xml(OFX_IBAN, entries, (), "001.02"),
+            ImportKind.CAMT053,
+        )
+        export = [replace(e, account_servicer_ref=f"O{n}") for n, e in enumerate(entries)]
+        export.append(self._entry("O-new", 42_00))
+        outcome = _run(session, clock, company, import_ofx, ofx(export), ImportKind.OFX)
+        assert outcome.counts["bank_transactions"] == 1
+        assert outcome.counts["bank_transactions_known_from_other_sources"] == 60
+        assert len(_transactions(session, company)) == 61
+        assert len({a[2] for a in self._aliases(session)}) == 60
+
+    def test_refused_file_leaves_no_alias(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        _run(
+            session,
+            clock,
+            company,
+            import_camt053,
+            camt053_xml(OFX_IBAN, [CREDIT], (), "001.02"),
+            ImportKind.CAMT053,
+        )
+        bad = ofx([replace(CREDIT, account_servicer_ref="F1"), DEBIT]).replace(
+            b"<TRNAMT>-89.90", b"<TRNAMT>-8x9.90"
+        )
+        with pytest.raises(ImportRefused):
+            _run(session, clock, company, import_ofx, bad, ImportKind.OFX)
+        assert self._aliases(session) == [] and len(_transactions(session, company)) == 1

@@ -84,6 +84,7 @@ def _credit(
         company_id=account.company_id,
         bank_account_id=account.id,
         fingerprint=hashlib.sha256(new_id("x").encode()).hexdigest(),
+        source="camt",
         booking_date=booked or clock.today(),
         amount_cents=amount_cents,
         currency="EUR",

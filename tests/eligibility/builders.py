@@ -117,6 +117,7 @@ def bank_line(
         company_id=account.company_id,
         bank_account_id=account.id,
         fingerprint=f"fp{next(_seq)}",
+        source="agg",
         booking_date=booking_date,
         amount_cents=amount_cents,
         currency="EUR",
