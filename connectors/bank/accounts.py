@@ -18,7 +18,9 @@ values and hands them to a ``BankWriter``, which
   camt.053 and from OFX, or pushed by an aggregator too): a new line whose account,
   booking date and signed amount are those of a stored line that this source has not
   reported yet is kept as a ``BankLineAlias`` of that line, not stored twice. Lines of
-  one key pair in order (file order, and stored lines oldest first). Imports into one
+  one key pair in order (file order, and stored lines oldest first); a pair that is
+  alone in its key completes an unmatched stored line with what it lacks (counterparty,
+  references, remittance text). Imports into one
   account take turns (a transaction-scoped advisory lock), so two sources read at the
   same time pair the same way;
 - upserts balances, one per (account, date, kind).
@@ -320,40 +322,63 @@ _NOT_ALIASED = (
 )
 # Staged lines of accounts that hold lines of other sources, not known by their own
 # fingerprint, paired by rank within (account, booking date, amount) with the stored
-# lines of other sources that this source has not reported yet.
+# lines of other sources that this source has not reported yet. When a key holds one
+# line on each side (no doubt which is which), a stored line still unmatched takes what
+# the new one says and it does not: counterparty, structured reference, end-to-end id,
+# and remittance text it lacks (an aggregator's short label completed by the statement).
 _ALIAS_FROM_STAGE = """
     WITH fresh AS (
         SELECT s.bank_account_id, s.fingerprint, s.external_id, s.booking_date, s.amount_cents,
-               row_number() OVER (
-                   PARTITION BY s.bank_account_id, s.booking_date, s.amount_cents ORDER BY s.seq
-               ) AS rank
+               s.counterparty_name, s.counterparty_iban, s.remittance_info,
+               s.structured_reference, s.end_to_end_id,
+               row_number() OVER key_order AS rank, count(*) OVER key_all AS n
         FROM bank_lines_stage s
         WHERE s.bank_account_id = ANY(%(accounts)s)
           AND NOT EXISTS (SELECT 1 FROM bank_transactions t
                           WHERE t.bank_account_id = s.bank_account_id AND t.fingerprint = s.fingerprint)
           AND NOT EXISTS (SELECT 1 FROM bank_line_aliases a
                           WHERE a.bank_account_id = s.bank_account_id AND a.fingerprint = s.fingerprint)
+        WINDOW key_all AS (PARTITION BY s.bank_account_id, s.booking_date, s.amount_cents),
+               key_order AS (key_all ORDER BY s.seq)
     ),
     unreported AS (
         SELECT t.id, t.bank_account_id, t.booking_date, t.amount_cents,
-               row_number() OVER (
-                   PARTITION BY t.bank_account_id, t.booking_date, t.amount_cents ORDER BY t.id
-               ) AS rank
+               row_number() OVER key_order AS rank, count(*) OVER key_all AS n
         FROM bank_transactions t
         JOIN (SELECT DISTINCT bank_account_id, booking_date, amount_cents FROM fresh) k
           USING (bank_account_id, booking_date, amount_cents)
         WHERE t.source <> %(source)s
           AND NOT EXISTS (SELECT 1 FROM bank_line_aliases a
                           WHERE a.bank_transaction_id = t.id AND a.source = %(source)s)
+        WINDOW key_all AS (PARTITION BY t.bank_account_id, t.booking_date, t.amount_cents),
+               key_order AS (key_all ORDER BY t.id)
+    ),
+    pairs AS (
+        SELECT f.*, u.id AS transaction_id, f.n = 1 AND u.n = 1 AS certain
+        FROM fresh f JOIN unreported u USING (bank_account_id, booking_date, amount_cents, rank)
     ),
     aliased AS (
         INSERT INTO bank_line_aliases (
             bank_account_id, fingerprint, bank_transaction_id, source, external_id, import_id,
             created_at)
-        SELECT f.bank_account_id, f.fingerprint, u.id, %(source)s, f.external_id, %(import)s, %(now)s
-        FROM fresh f JOIN unreported u USING (bank_account_id, booking_date, amount_cents, rank)
+        SELECT bank_account_id, fingerprint, transaction_id, %(source)s, external_id, %(import)s, %(now)s
+        FROM pairs
+        RETURNING 1),
+    completed AS (
+        UPDATE bank_transactions t SET
+            counterparty_name = coalesce(t.counterparty_name, p.counterparty_name),
+            counterparty_iban = coalesce(t.counterparty_iban, p.counterparty_iban),
+            structured_reference = coalesce(t.structured_reference, p.structured_reference),
+            end_to_end_id = coalesce(t.end_to_end_id, p.end_to_end_id),
+            remittance_info = CASE
+                WHEN p.remittance_info IS NULL
+                  OR strpos(coalesce(t.remittance_info, ''), p.remittance_info) > 0 THEN t.remittance_info
+                WHEN t.remittance_info IS NULL THEN p.remittance_info
+                ELSE left(t.remittance_info || ' | ' || p.remittance_info, 2000) END
+        FROM pairs p
+        WHERE t.id = p.transaction_id AND p.certain AND t.match_status = 'unmatched'
         RETURNING 1)
-    SELECT count(*) FROM aliased
+    SELECT (SELECT count(*) FROM aliased), (SELECT count(*) FROM completed)
 """
 _STAGED_IDS = (
     "SELECT s.bank_account_id, s.fingerprint, t.id FROM bank_lines_stage s JOIN bank_transactions t "
@@ -393,7 +418,7 @@ class _Stage:
             shared = list(self._shared_accounts)
             if shared:
                 cursor.execute(_ALIAS_FROM_STAGE, {**self._params, "accounts": shared})
-                (aliased,) = cursor.fetchone()
+                aliased, _completed = cursor.fetchone()
                 cursor.execute(_INSERT_FROM_STAGE.format(where=_NOT_ALIASED), self._params)
             else:
                 cursor.execute(_INSERT_FROM_STAGE.format(where=""), self._params)

@@ -161,6 +161,59 @@ class TestPush:
         assert again["transactions"] == out["transactions"]
         assert _count(session) == 2
 
+    def test_statement_completes_a_pushed_credit_which_then_reconciles(
+        self, client: TestClient, session: Session, world: World
+    ) -> None:
+        """The aggregator's label says nothing of the invoice; the statement read later
+        names it: the pushed credit takes the statement's text and is matched."""
+        invoice = world.a.invoice
+        pushed = _push(
+            client,
+            world,
+            _batch(
+                [
+                    _tx(
+                        7,
+                        invoice.amount_cents,
+                        counterparty=None,
+                        remittance_information="VIR SEPA RECU",
+                        structured_reference=None,
+                        end_to_end_id=None,
+                    )
+                ]
+            ),
+        ).json()
+        path = f"/v1/bank-transactions/{pushed['transactions'][0]}"
+        assert client.get(path, headers=world.a.headers).json()["match_status"] == "unmatched"
+        statement = camt053_xml(
+            IBAN,
+            [
+                SampleEntry(
+                    booking_date=date(2026, 3, 2),
+                    amount_cents=invoice.amount_cents,
+                    account_servicer_ref="BQ7",
+                    counterparty_name=world.a.debtor.legal_name,
+                    remittance=f"REGLEMENT FACTURE {invoice.number}",
+                )
+            ],
+            (),
+            "001.08",
+        )
+        imported = client.post(
+            f"/v1/companies/{world.a.company.id}/imports",
+            files={"file": ("releve.xml", statement, "application/xml")},
+            headers=world.a.headers,
+        )
+        counts = imported.json()["counts"]
+        assert (counts["created"], counts["unchanged"]) == (0, 1)
+        assert counts["by_type"]["bank_transactions_known_from_other_sources"] == 1
+        line = client.get(path, headers=world.a.headers).json()
+        assert line["remittance_information"] == f"VIR SEPA RECU | REGLEMENT FACTURE {invoice.number}"
+        assert line["match_status"] == "matched"
+        paid = client.get(f"/v1/invoices/{invoice.id}", headers=world.a.headers).json()
+        assert paid["status"] == "paid"
+        assert _count(session) == 1
+
 
 class TestValidation:
     @pytest.mark.parametrize(

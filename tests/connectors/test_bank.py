@@ -987,3 +987,64 @@ class TestSeveralSources:
         with pytest.raises(ImportRefused):
             _run(session, clock, company, import_ofx, bad, ImportKind.OFX)
         assert self._aliases(session) == [] and len(_transactions(session, company)) == 1
+
+    def test_statement_completes_what_an_aggregator_left_out(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        """An unmatched pushed credit takes the statement's reference, IBAN and text; a
+        key with two lines on a side, or a matched credit, is left as it is."""
+        with BankWriter(session, clock.now(), company_id=company.id, source="agg") as writer:
+            account = writer.account(OFX_IBAN, currency="EUR")
+            for ref, cents in (
+                ("agg-1", CREDIT.amount_cents),
+                ("agg-2", 500_00),
+                ("agg-3", 500_00),
+                ("agg-4", 700_00),
+            ):
+                writer.add(
+                    account,
+                    BankLine(
+                        booking_date=DAY,
+                        amount_cents=cents,
+                        currency="EUR",
+                        external_id=ref,
+                        remittance_info="VIR CLIENT",
+                    ),
+                )
+            writer.finish()
+        matched = next(t for t in _transactions(session, company) if t.external_id == "agg-4")
+        matched.match_status, matched.matched_cents = MatchStatus.MATCHED, 700_00
+        session.flush()
+        statement = [
+            CREDIT,
+            replace(CREDIT, account_servicer_ref="B2", amount_cents=500_00, structured_reference="RF1"),
+            replace(CREDIT, account_servicer_ref="B3", amount_cents=500_00, structured_reference="RF2"),
+            replace(CREDIT, account_servicer_ref="B4", amount_cents=700_00, structured_reference="RF3"),
+        ]
+        outcome = _run(
+            session,
+            clock,
+            company,
+            import_camt053,
+            camt053_xml(OFX_IBAN, statement, (), "001.08"),
+            ImportKind.CAMT053,
+        )
+        assert outcome.counts["bank_transactions_known_from_other_sources"] == 4
+        session.expire_all()
+        rows = {t.external_id: t for t in _transactions(session, company)}
+        assert len(rows) == 4
+        first = rows["agg-1"]
+        assert (
+            first.structured_reference,
+            first.counterparty_iban,
+            first.end_to_end_id,
+            first.counterparty_name,
+        ) == (
+            "RF18539007547034",
+            CLIENT_IBAN,
+            "E2E-42",
+            "CLIENT DUPONT SA",
+        )
+        assert first.remittance_info == "VIR CLIENT | FACTURE F-2026-0042"
+        assert [rows[r].structured_reference for r in ("agg-2", "agg-3", "agg-4")] == [None, None, None]
+        assert rows["agg-4"].remittance_info == "VIR CLIENT"
