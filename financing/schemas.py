@@ -222,6 +222,16 @@ class ExtendIn(InputModel):
     additional_days: int = Field(ge=1, le=117, description="Days to add; the advance lasts 120 days at most.")
 
 
+class EscalationIn(InputModel):
+    status: Literal["in_collections", "defaulted", "written_off"] = Field(
+        description="in_collections: an overdue advance goes to collection; defaulted: a provision "
+        "for everything owed is booked; written_off: what is still owed is booked as a loss."
+    )
+    reason: text(300) = Field(  # type: ignore[valid-type]
+        description="Why, in the back-office's words (kept on the event and the ledger memo)."
+    )
+
+
 class MandateIn(InputModel):
     ip_address: text(45) = Field(description="Where the SME accepted the SEPA mandate.")  # type: ignore[valid-type]
     user_agent: text(400)  # type: ignore[valid-type]

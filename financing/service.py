@@ -1246,6 +1246,8 @@ def _repayment_succeeded(
         )
     if remaining.total_cents <= 0 and remaining.pending_cents == 0 and advance.status in DISBURSED:
         advance.repaid_at = now
+        if advance.status is S.DEFAULTED:
+            _release_provision(session, clock, advance)
         states.transition(session, advance, S.REPAID, now, reason="repaid", data={"repayment": repayment.id})
         _release(session, advance, now)
 
@@ -1575,6 +1577,96 @@ def extend(
     )
     session.flush()
     return advance
+
+
+# --- collections: escalation by the back-office ------------------------------------------------
+
+ESCALATIONS = (S.IN_COLLECTIONS, S.DEFAULTED, S.WRITTEN_OFF)
+
+
+def escalate(
+    session: Session, clock: Clock, principal: Principal, advance_id: str, target: AdvanceStatus, reason: str
+) -> Advance:
+    """The back-office moves an unpaid advance on: overdue → in_collections (the case
+    goes to collection), → defaulted (a provision for everything owed is booked), →
+    written_off (what is still owed leaves the receivables as a loss; the provision is
+    released). Fees and late interest are brought up to date first. An advance being
+    debited cannot be written off; any other order of steps is a 409."""
+    if not principal.is_admin:
+        raise Forbidden("Only the back-office escalates an advance.")
+    invariant(target in ESCALATIONS, "an escalation targets a collection status")
+    advance = get_advance(session, principal, advance_id, lock=True)
+    if not states.can(advance.status, target):
+        raise states_conflict(advance, f"made {target.value}")
+    now, today = clock.now(), clock.today()
+    accrue(session, clock, advance)
+    due = owed(session, advance)
+    data: dict[str, Any] = {"owed": due.total_cents}
+    if target is S.DEFAULTED:
+        data["provision"] = due.total_cents
+        if due.total_cents > 0:
+            ledger.post(
+                session,
+                kind="provision",
+                memo=f"Advance {advance.id}: provision for doubtful advance ({reason})"[:300],
+                lines=[debit("provision_expense", due.total_cents), credit("provisions", due.total_cents)],
+                on=today,
+                now=now,
+                advance_id=advance.id,
+                company_id=advance.company_id,
+            )
+    elif target is S.WRITTEN_OFF:
+        if due.pending_cents:
+            raise RepaymentInProgress(
+                f"Advance {advance.id} has {due.pending_cents} cents being debited; "
+                "write it off once the debit has succeeded or failed."
+            )
+        lines = [
+            debit("write_offs", due.total_cents),
+            credit("principal_receivable", due.principal_cents, advance.company_id),
+            credit("fees_receivable", due.fees_cents, advance.company_id),
+            credit("late_interest_receivable", due.late_interest_cents, advance.company_id),
+        ]
+        provision = -ledger.advance_balances(session, advance.id).get("provisions", 0)
+        if provision:  # the loss is booked now: the provision made for it goes
+            lines += [debit("provisions", provision), credit("provision_expense", provision)]
+        if any(line.amount_cents for line in lines):
+            ledger.post(
+                session,
+                kind="write_off",
+                memo=f"Advance {advance.id}: written off ({reason})"[:300],
+                lines=lines,
+                on=today,
+                now=now,
+                advance_id=advance.id,
+                company_id=advance.company_id,
+            )
+        data.update(written_off=due.total_cents, provision_released=provision)
+        # nothing is outstanding any more, but the invoice stays financed: never again
+        session.execute(
+            update(FinancedFingerprint)
+            .where(FinancedFingerprint.advance_id == advance.id, FinancedFingerprint.released_at.is_(None))
+            .values(outstanding_cents=0, updated_at=now)
+        )
+    states.transition(session, advance, target, now, reason=reason, data=data)
+    session.flush()
+    return advance
+
+
+def _release_provision(session: Session, clock: Clock, advance: Advance) -> None:
+    """A defaulted advance repaid after all: its provision is no longer needed."""
+    provision = -ledger.advance_balances(session, advance.id).get("provisions", 0)
+    if provision > 0:
+        ledger.post(
+            session,
+            kind="provision_release",
+            memo=f"Advance {advance.id}: recovered, provision released",
+            lines=[debit("provisions", provision), credit("provision_expense", provision)],
+            on=clock.today(),
+            now=clock.now(),
+            advance_id=advance.id,
+            company_id=advance.company_id,
+        )
 
 
 # --- the daily work -------------------------------------------------------------------------------

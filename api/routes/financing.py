@@ -15,6 +15,7 @@ from escompte.financing.exceptions import PaymentsUnavailable
 from escompte.financing.schemas import (
     AdvanceIn,
     AdvanceOut,
+    EscalationIn,
     ExtendIn,
     GridIn,
     GridOut,
@@ -238,6 +239,23 @@ def extend_advance(
     advance_id: AdvanceId, body: ExtendIn, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> AdvanceOut:
     return _advance_out(session, service.extend(session, clock, principal, advance_id, body.additional_days))
+
+
+@router.post(
+    "/v1/advances/{advance_id}/escalations",
+    response_model=AdvanceOut,
+    responses=problem_responses(403, 404, 409),
+    summary="Move an unpaid advance through collection: in collections, defaulted, written off (admin)",
+    description="overdue → `in_collections` → `defaulted` (a provision for everything owed) → "
+    "`written_off` (what is still owed booked as a loss, the provision released). Fees and late "
+    "interest are brought up to date first. Any other order is a 409 `invalid_state_transition`; "
+    "a defaulted advance repaid after all releases its provision.",
+)
+def escalate_advance(
+    advance_id: AdvanceId, body: EscalationIn, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+) -> AdvanceOut:
+    advance = service.escalate(session, clock, principal, advance_id, AdvanceStatus(body.status), body.reason)
+    return _advance_out(session, advance)
 
 
 @router.get(

@@ -217,3 +217,99 @@ def test_provider_report_agrees_with_the_ledger(env: Env) -> None:
     tb = env.http.get("/v1/ledger/trial-balance", headers=admin).json()
     assert tb["balanced"] and tb["totals"] == {"EUR": 0}
     assert env.http.get("/v1/ledger/trial-balance", headers=who.headers).status_code == 403
+
+
+def _overdue_unpaid(env: Env) -> tuple[Any, dict[str, Any]]:
+    """An advance past maturity whose two SEPA debits bounced: overdue, nothing in flight."""
+    who = seller(env, amount_cents=500_000, days=60)
+    adv = _disbursed(env, who, adv_days=10)
+    for wait in (9, 4):
+        env.fake.fail_next_payment_intent("insufficient_funds")
+        days(env, wait)
+        _sweep(env)
+        env.fake.settle_payment_intents()
+        _deliver(env)
+    a = advance(env, who, str(adv["id"]))
+    assert a["status"] == "overdue" and a["owed"]["being_collected"]["amount"] == 0
+    return who, a
+
+
+def _escalate(env: Env, key: str, advance_id: str, status: str) -> Any:
+    return env.http.post(
+        f"/v1/advances/{advance_id}/escalations",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"status": status, "reason": "relances sans effet"},
+    )
+
+
+def test_collection_escalation_provisions_then_writes_off(env: Env) -> None:
+    from escompte.financing import ledger
+    from escompte.models import FinancedFingerprint
+
+    who, a = _overdue_unpaid(env)
+    adv_id = str(a["id"])
+    assert _escalate(env, who.key, adv_id, "in_collections").status_code == 403  # back-office only
+    skipped = _escalate(env, who.admin_key, adv_id, "defaulted")
+    assert skipped.status_code == 409 and _problem(skipped) == "invalid_state_transition"
+    assert _escalate(env, who.admin_key, adv_id, "in_collections").json()["status"] == "in_collections"
+    days(env, 2)  # late interest runs on while the case is in collection
+    r = _escalate(env, who.admin_key, adv_id, "defaulted")
+    assert r.status_code == 200, r.text
+    owed = r.json()["owed"]
+    total = sum(owed[k]["amount"] for k in ("principal", "fees", "late_interest"))
+    assert owed["late_interest"]["amount"] == pricing.fee_cents(
+        500_000, Decimal(str(a["late_daily_rate"])), 5
+    ), "brought up to date before the provision"
+    with env.session() as s:
+        balances = ledger.advance_balances(s, adv_id)
+    assert (balances["provision_expense"], balances["provisions"]) == (total, -total)
+    r = _escalate(env, who.admin_key, adv_id, "written_off")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "written_off"
+    with env.session() as s:
+        balances = ledger.advance_balances(s, adv_id)
+        fingerprint = s.execute(
+            select(FinancedFingerprint).where(FinancedFingerprint.advance_id == adv_id)
+        ).scalar_one()
+        types = list(
+            s.execute(select(Event.type).where(Event.object_id == adv_id).order_by(Event.id)).scalars()
+        )
+    assert balances["write_offs"] == total
+    for code in ("principal_receivable", "fees_receivable", "late_interest_receivable"):
+        assert balances[code] == 0, code
+    assert balances["provisions"] == 0 and balances["provision_expense"] == 0  # released: the loss is booked
+    # nothing outstanding, but the invoice stays financed: it can never be financed again
+    assert (fingerprint.outstanding_cents, fingerprint.released_at) == (0, None)
+    assert types[-3:] == ["advance.in_collections", "advance.defaulted", "advance.written_off"]
+    again = _escalate(env, who.admin_key, adv_id, "written_off")
+    assert again.status_code == 409
+    late = env.http.post(
+        f"/v1/advances/{adv_id}/repayments",
+        headers={"Authorization": f"Bearer {who.admin_key}"},
+        json={"method": "collection_account", "amount": {"amount": 100_00, "currency": "EUR"}},
+    )
+    assert late.status_code == 409 and _problem(late) == "invalid_state_transition"
+    _ledger_balanced(env)
+
+
+def test_defaulted_advance_recovered_releases_its_provision(env: Env) -> None:
+    from escompte.financing import ledger
+
+    who, a = _overdue_unpaid(env)
+    adv_id = str(a["id"])
+    for status in ("in_collections", "defaulted"):
+        assert _escalate(env, who.admin_key, adv_id, status).status_code == 200
+    owed = advance(env, who, adv_id)["owed"]
+    total = sum(owed[k]["amount"] for k in ("principal", "fees", "late_interest"))
+    r = env.http.post(
+        f"/v1/advances/{adv_id}/repayments",
+        headers={"Authorization": f"Bearer {who.admin_key}"},
+        json={"method": "collection_account", "amount": {"amount": total, "currency": "EUR"}},
+    )
+    assert r.status_code == 201, r.text
+    assert advance(env, who, adv_id)["status"] == "repaid"
+    with env.session() as s:
+        balances = ledger.advance_balances(s, adv_id)
+    assert balances.get("provisions", 0) == 0 and balances.get("provision_expense", 0) == 0
+    assert balances.get("write_offs", 0) == 0
+    _ledger_balanced(env)
