@@ -3,9 +3,11 @@ production (the rail is the local fake Stripe when no Stripe key is configured):
 
 17 days ago each SME set up its payouts and SEPA mandate and financed up to two eligible
 invoices; payouts were paid; the days then passed one by one (fees accrued every day);
-on day 10 one SME repaid an advance early. Today one SME has a supplier paid (a pain.001
-file, confirmed by the platform account's camt.053). The others are active, their statements
-show each day's fee, and the ledger balances and agrees with the provider.
+on day 10 one SME repaid an advance early. One SME also financed an invoice for 5 days
+whose SEPA debits all bounced: overdue, with late interest, and today the back-office
+put it in collection. Today one SME has a supplier paid (a pain.001 file, confirmed by
+the platform account's camt.053). The others are active, their statements show each
+day's fee, and the ledger balances and agrees with the provider.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ from escompte.models import (
     KeyMode,
     PaymentOperation,
     PrincipalKind,
+    Repayment,
+    RepaymentStatus,
 )
 from escompte.schemas import MoneyIn
 from escompte.settings import Settings
 
 DAYS_AGO = 17
 EARLY_REPAYMENT_DAY = 10
+UNPAID_DAYS = 5  # the advance whose debits bounce
 PER_COMPANY = 2
 
 
@@ -51,6 +56,8 @@ class Provider(Protocol):
     def settle_payment_intents(self, ids: Any = None) -> list[dict[str, Any]]: ...
 
     def pending_events(self) -> list[dict[str, Any]]: ...
+
+    def fail_payment_intent(self, payment_intent_id: str, code: str = ...) -> None: ...
 
 
 def _events(session: Session, clock: Clock, rail: StripeRail, provider: Provider) -> None:
@@ -189,6 +196,7 @@ def seed(
             advance = service.accept(session, clock, admin, quote.id)
             service.disburse(session, clock, rail, advance.id)
             advances.append(advance.id)
+    unpaid = _finance_short(session, clock, admin, rail, advances)
     provider.settle_payouts()
     _events(session, clock, rail, provider)
     for day in range(1, DAYS_AGO + 1):
@@ -207,6 +215,20 @@ def seed(
             provider.settle_payment_intents()
             _events(session, clock, rail, provider)
         service.run_due(session, clock, rail, cap_cents)
+        if unpaid is not None:
+            _bounce(session, clock, rail, provider, unpaid)
+    if unpaid is not None:
+        late = session.get(Advance, unpaid)
+        if late is not None and late.status is AdvanceStatus.OVERDUE:
+            service.escalate(
+                session,
+                now_clock,
+                admin,
+                unpaid,
+                AdvanceStatus.IN_COLLECTIONS,
+                "Débits SEPA rejetés, relances sans effet : dossier transmis au recouvrement",
+            )
+        advances.append(unpaid)
     if settings is not None and settings.platform_iban:
         # today: an invoice issued today is after the books' last closed month
         supplier = _finance_a_supplier(session, now_clock, admin, settings)
@@ -217,6 +239,57 @@ def seed(
         eligibility.decide_batch(session, now_clock, admin, company_id=company_id)
     session.flush()
     return advances
+
+
+def _finance_short(
+    session: Session, clock: Clock, admin: Principal, rail: StripeRail, financed: list[str]
+) -> str | None:
+    """The last SME finances one more invoice, for 5 days (its account will be empty)."""
+    taken = {a.invoice_id for a in session.execute(select(Advance)).scalars()}
+    decision = (
+        session.execute(
+            select(EligibilityDecision)
+            .join(Company, Company.id == EligibilityDecision.company_id)
+            .where(
+                EligibilityDecision.eligible.is_(True),
+                EligibilityDecision.as_of_date == clock.today(),
+                EligibilityDecision.min_duration_days <= UNPAID_DAYS,
+                EligibilityDecision.max_duration_days >= UNPAID_DAYS,
+                EligibilityDecision.invoice_id.not_in(taken),
+            )
+            .order_by(Company.created_at.desc(), EligibilityDecision.max_amount_cents)
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
+    if decision is None or not financed:
+        return None
+    quote = service.create_quote(
+        session, clock, admin, invoice_id=decision.invoice_id, amount_cents=None, duration_days=UNPAID_DAYS
+    )
+    advance = service.accept(session, clock, admin, quote.id)
+    service.disburse(session, clock, rail, advance.id)
+    return advance.id
+
+
+def _bounce(session: Session, clock: Clock, rail: StripeRail, provider: Provider, advance_id: str) -> None:
+    """Each SEPA debit of the unpaid advance comes back unpaid (insufficient funds)."""
+    pending = session.execute(
+        select(PaymentOperation.external_id)
+        .join(Repayment, Repayment.operation_id == PaymentOperation.id)
+        .where(
+            Repayment.advance_id == advance_id,
+            Repayment.status == RepaymentStatus.PENDING,
+            PaymentOperation.external_id.is_not(None),
+        )
+    ).scalars()
+    ids = [pi for pi in pending if pi]
+    for pi in ids:
+        provider.fail_payment_intent(pi, "insufficient_funds")
+    if ids:
+        provider.settle_payment_intents(ids)
+        _events(session, clock, rail, provider)
 
 
 def summary(session: Session) -> dict[str, int]:

@@ -697,6 +697,18 @@ class FakeStripe:
                 _Failure(code, message or _DEBIT_FAILURE_MESSAGES.get(code, f"The debit failed ({code})."))
             )
 
+    def fail_payment_intent(
+        self, payment_intent_id: str, code: str = "insufficient_funds", message: str | None = None
+    ) -> None:
+        """Schedule the failure of an existing processing payment intent (at settlement)."""
+        with self._lock:
+            pi = self._state.objects.get(payment_intent_id)
+            if pi is None or pi.get("object") != "payment_intent" or pi["status"] != "processing":
+                raise ValueError(f"no processing payment intent {payment_intent_id}")
+            self._state.pi_failures[payment_intent_id] = _Failure(
+                code, message or _DEBIT_FAILURE_MESSAGES.get(code, f"The debit failed ({code}).")
+            )
+
     def settle_payment_intents(self, ids: Iterable[str] | None = None) -> list[Obj]:
         """Succeed (or fail, when scheduled) processing payment intents (all, or those in ``ids``)."""
         wanted = None if ids is None else set(ids)

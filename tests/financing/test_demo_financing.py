@@ -31,7 +31,16 @@ def test_demo_finances_invoices_and_repays_one(
     with factory() as s:
         statuses = demo_financing.summary(s)
         assert statuses.get("repaid") == 1
-        assert statuses.get("active", 0) == len(advances) - 1
+        # one SME's debits all bounced: overdue past its 5 days, then put in collection
+        assert statuses.get("in_collections") == 1
+        assert statuses.get("active", 0) == len(advances) - 2
+        unpaid = s.execute(select(Advance).where(Advance.status == AdvanceStatus.IN_COLLECTIONS)).scalar_one()
+        assert unpaid.duration_days == demo_financing.UNPAID_DAYS
+        assert ledger.advance_balances(s, unpaid.id)["late_interest_receivable"] > 0
+        failed = s.execute(
+            select(func.count()).where(Repayment.advance_id == unpaid.id, Repayment.status == "failed")
+        ).scalar_one()
+        assert failed >= 2, "presented again after each bounce"
         active = s.execute(select(Advance).where(Advance.status == AdvanceStatus.ACTIVE)).scalars().first()
         assert active is not None and (clock.today() - active.start_date).days == demo_financing.DAYS_AGO
         balances = ledger.advance_balances(s, active.id)
