@@ -885,12 +885,17 @@ def _disbursement_failed(session: Session, clock: Clock, advance: Advance, code:
     _release(session, advance, now)
 
 
-def _release(session: Session, advance: Advance, now: datetime) -> None:
+def _fingerprint(session: Session, advance: Advance, now: datetime, **values: Any) -> None:
+    """Update the advance's live financed fingerprint (what exposure limits count)."""
     session.execute(
         update(FinancedFingerprint)
         .where(FinancedFingerprint.advance_id == advance.id, FinancedFingerprint.released_at.is_(None))
-        .values(released_at=now, outstanding_cents=0, updated_at=now)
+        .values(updated_at=now, **values)
     )
+
+
+def _release(session: Session, advance: Advance, now: datetime) -> None:
+    _fingerprint(session, advance, now, released_at=now, outstanding_cents=0)
 
 
 def payout_update(
@@ -1239,11 +1244,7 @@ def _repayment_succeeded(
     session.flush()
     remaining = owed(session, advance)
     if principal:
-        session.execute(
-            update(FinancedFingerprint)
-            .where(FinancedFingerprint.advance_id == advance.id, FinancedFingerprint.released_at.is_(None))
-            .values(outstanding_cents=max(0, remaining.principal_cents), updated_at=now)
-        )
+        _fingerprint(session, advance, now, outstanding_cents=max(0, remaining.principal_cents))
     if remaining.total_cents <= 0 and remaining.pending_cents == 0 and advance.status in DISBURSED:
         advance.repaid_at = now
         if advance.status is S.DEFAULTED:
@@ -1643,11 +1644,7 @@ def escalate(
             )
         data.update(written_off=due.total_cents, provision_released=provision)
         # nothing is outstanding any more, but the invoice stays financed: never again
-        session.execute(
-            update(FinancedFingerprint)
-            .where(FinancedFingerprint.advance_id == advance.id, FinancedFingerprint.released_at.is_(None))
-            .values(outstanding_cents=0, updated_at=now)
-        )
+        _fingerprint(session, advance, now, outstanding_cents=0)
     states.transition(session, advance, target, now, reason=reason, data=data)
     session.flush()
     return advance
