@@ -77,9 +77,19 @@ def test(extra: list[str]) -> None:
     trees = sorted((ROOT / "build").glob("__editable__.escompte-*"))
     if not trees:
         sys.exit("the editable link tree is missing: run `python3 bootstrap.py install`")
-    mypy = subprocess.run([str(BIN / "mypy"), "--config-file", str(ROOT / "pyproject.toml"),
-                           "--cache-dir", str(ROOT / ".mypy_cache"), "-p", "escompte"],
-                          cwd=trees[-1], env=env)
+    mypy = subprocess.run(
+        [
+            str(BIN / "mypy"),
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(ROOT / ".mypy_cache"),
+            "-p",
+            "escompte",
+        ],
+        cwd=trees[-1],
+        env=env,
+    )
     if mypy.returncode != 0:
         sys.exit(mypy.returncode)
     print("== pytest", flush=True)

@@ -3,11 +3,13 @@ edge; Idempotency-Key on every POST; per-key rate limit; problem responses decla
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from escompte.api import idempotency
 from escompte.api.deps import resolve_principal
 from escompte.api.problems import problem_responses
+from escompte.db.engine import max_connections
 from escompte.errors import DomainError, FieldError, PayloadTooLarge, ValidationFailed
 
 
@@ -71,6 +74,7 @@ class EscompteRoute(APIRoute):
                     request.client.host if request.client else "unknown"
                 )
                 limiter.check(identity)
+            _ensure_route_threads(request.app)
             session: Session = state.session_factory()
             request.state.session = session
             try:
@@ -83,6 +87,30 @@ class EscompteRoute(APIRoute):
             return response
 
         return handler
+
+
+ROUTE_THREADS_ABOVE_CONNECTIONS = 8
+
+
+def _ensure_route_threads(app: FastAPI) -> None:
+    """More threads for sync routes than the database connections a worker can hold.
+
+    A request keeps its transaction, and the locks it took (a row locked FOR UPDATE, a
+    unique key just inserted), across several thread hops: the route, the response's
+    validation, the commit. Requests blocked on those locks each hold a thread and a
+    connection. Were there no more threads than connections, they could hold every
+    thread, the lock holder could never reach its commit, and the worker would hang.
+    With more threads than connections, a thread is always left for a request that
+    holds a connection; the others wait for a connection, at most the pool's timeout.
+    Set once per event loop (the thread pool belongs to it).
+    """
+    loop = asyncio.get_running_loop()
+    if getattr(app.state, "route_threads_loop", None) is loop:
+        return
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    wanted = max_connections(app.state.settings.db_pool_size) + ROUTE_THREADS_ABOVE_CONNECTIONS
+    limiter.total_tokens = max(limiter.total_tokens, wanted)
+    app.state.route_threads_loop = loop
 
 
 def _check_length(request: Request, limit: int) -> None:

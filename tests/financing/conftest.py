@@ -5,8 +5,6 @@ the database commits (every table emptied after each test)."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,11 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from escompte.api.app import create_app
 from escompte.clock import FrozenClock
 from escompte.db import make_session_factory
 from escompte.financing.stripe_fake import FakeStripe
@@ -27,6 +23,7 @@ from escompte.settings import Settings
 from tests import factories as f
 from tests.api.conftest import world  # noqa: F401
 from tests.eligibility import builders as b
+from tests.live import Server
 
 WEBHOOK_SECRET = "whsec_test_escompte"
 API_KEY = "sk_test_escompte"
@@ -61,35 +58,6 @@ def pay_settings(db_url: str, stripe_fake: FakeStripe) -> Settings:
         platform_iban=PLATFORM_IBAN,
         platform_bic="AGRIFRPP",
     )
-
-
-class Server:
-    """Our API on a real port (the fake Stripe posts webhooks to it)."""
-
-    def __init__(self, settings: Settings, engine: Engine, clock: FrozenClock) -> None:
-        self.app = create_app(settings, engine=engine, clock=clock, configure_logs=False)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1024)
-        self.sock = sock
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        )
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-
-    def start(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "API server did not start"
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 @dataclass

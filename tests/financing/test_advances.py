@@ -200,7 +200,8 @@ def test_a_crash_between_stripe_and_the_webhook_pays_once(env: Env) -> None:
     env.server.stop()  # kill the API
     _wait_performed(env, ("POST", "/v1/payouts"))
 
-    from tests.financing.conftest import WEBHOOK_SECRET, Server
+    from tests.financing.conftest import WEBHOOK_SECRET
+    from tests.live import Server
 
     env.server = Server(env.settings, env.server.app.state.engine, env.clock).start()  # restart
     env.fake.set_webhook(env.server.url + "/v1/webhooks/stripe", WEBHOOK_SECRET)
