@@ -19,15 +19,14 @@ Chart of accounts (``code``; per company where marked):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from escompte.errors import invariant
+from escompte.errors import InvariantViolation, invariant
 from escompte.ids import new_id
 from escompte.models import AccountType, LedgerAccount, LedgerPosting, LedgerTransaction
 
@@ -73,43 +72,52 @@ def _key(line: Line) -> tuple[str, str | None]:
     return line.code, None
 
 
-def account_ids(
-    session: Session, keys: Iterable[tuple[str, str | None]], currency: str, now: datetime
-) -> dict[tuple[str, str | None], int]:
-    wanted = set(keys)
-    condition = or_(
-        *(
-            and_(
-                LedgerAccount.code == code,
-                LedgerAccount.company_id.is_(None)
-                if company is None
-                else LedgerAccount.company_id == company,
-            )
-            for code, company in wanted
-        )
+# One statement posts a transaction: the accounts its lines name are looked up, those
+# missing created (a company's accounts appear with its first posting), then the
+# transaction and its postings inserted. Were an account being created by a concurrent
+# transaction, this statement cannot see it yet: it then inserts nothing and is run again.
+_POST = text(
+    """
+    WITH lines AS (
+        SELECT * FROM unnest(
+            CAST(:codes AS varchar[]), CAST(:companies AS varchar[]), CAST(:types AS varchar[]),
+            CAST(:names AS varchar[]), CAST(:amounts AS bigint[])
+        ) WITH ORDINALITY AS l(code, company_id, type, name, amount, n)
+    ),
+    found AS (
+        SELECT l.n, a.id FROM lines l JOIN ledger_accounts a
+          ON a.code = l.code AND a.company_id = l.company_id AND a.currency = :currency
+        UNION ALL
+        SELECT l.n, a.id FROM lines l JOIN ledger_accounts a
+          ON a.code = l.code AND a.company_id IS NULL AND a.currency = :currency
+        WHERE l.company_id IS NULL
+    ),
+    created AS (
+        INSERT INTO ledger_accounts (code, company_id, currency, type, name, created_at)
+        SELECT l.code, l.company_id, :currency, l.type, l.name, :now FROM lines l
+        WHERE l.n NOT IN (SELECT n FROM found)
+        ON CONFLICT DO NOTHING
+        RETURNING id, code, company_id
+    ),
+    accounts AS (
+        SELECT n, id FROM found
+        UNION ALL
+        SELECT l.n, c.id FROM created c
+        JOIN lines l ON l.code = c.code AND l.company_id IS NOT DISTINCT FROM c.company_id
+    ),
+    txn AS (
+        INSERT INTO ledger_transactions
+            (id, kind, advance_id, company_id, external_ref, reverses_id, memo, effective_date, created_at)
+        SELECT :id, :kind, :advance_id, :company_id, :external_ref, :reverses_id, :memo, :on, :now
+        WHERE (SELECT count(*) FROM accounts) = cardinality(CAST(:codes AS varchar[]))
+        RETURNING id
     )
-    query = select(LedgerAccount.code, LedgerAccount.company_id, LedgerAccount.id).where(
-        LedgerAccount.currency == currency, condition
-    )
-    found = {(c, k): i for c, k, i in session.execute(query)}
-    missing = wanted - set(found)
-    if missing:
-        rows = []
-        for code, company in missing:
-            kind, name = (COMPANY_ACCOUNTS if company else PLATFORM_ACCOUNTS)[code]
-            rows.append(
-                {
-                    "code": code,
-                    "company_id": company,
-                    "currency": currency,
-                    "type": kind,
-                    "name": name,
-                    "created_at": now,
-                }
-            )
-        session.execute(pg_insert(LedgerAccount).values(rows).on_conflict_do_nothing())
-        found = {(c, k): i for c, k, i in session.execute(query)}
-    return found
+    INSERT INTO ledger_postings (transaction_id, account_id, advance_id, amount_cents, currency)
+    SELECT txn.id, a.id, :advance_id, l.amount, :currency
+    FROM txn, accounts a JOIN lines l USING (n)
+    """
+)
+_POST_ATTEMPTS = 5
 
 
 def post(
@@ -130,35 +138,32 @@ def post(
     lines = [line for line in lines if line.amount_cents != 0]
     invariant(len(lines) >= 2, f"a ledger transaction needs two postings ({kind})")
     invariant(sum(line.amount_cents for line in lines) == 0, f"unbalanced ledger transaction ({kind})")
-    ids = account_ids(session, (_key(line) for line in lines), currency, now)
+    keys = [_key(line) for line in lines]
+    described = [(COMPANY_ACCOUNTS if company else PLATFORM_ACCOUNTS)[code] for code, company in keys]
     txn_id = new_id("ltx")
-    session.execute(
-        insert(LedgerTransaction).values(
-            id=txn_id,
-            kind=kind,
-            advance_id=advance_id,
-            company_id=company_id,
-            external_ref=external_ref,
-            reverses_id=reverses_id,
-            memo=memo[:300],
-            effective_date=on,
-            created_at=now,
-        )
-    )
-    session.execute(
-        insert(LedgerPosting),
-        [
-            {
-                "transaction_id": txn_id,
-                "account_id": ids[_key(line)],
-                "advance_id": advance_id,
-                "amount_cents": line.amount_cents,
-                "currency": currency,
-            }
-            for line in lines
-        ],
-    )
-    return txn_id
+    params = {
+        "codes": [code for code, _ in keys],
+        "companies": [company for _, company in keys],
+        "types": [str(account_type) for account_type, _ in described],
+        "names": [name for _, name in described],
+        "amounts": [line.amount_cents for line in lines],
+        "currency": currency,
+        "now": now,
+        "id": txn_id,
+        "kind": kind,
+        "advance_id": advance_id,
+        "company_id": company_id,
+        "external_ref": external_ref,
+        "reverses_id": reverses_id,
+        "memo": memo[:300],
+        "on": on,
+    }
+    for _ in range(_POST_ATTEMPTS):
+        posted = int(session.execute(_POST, params).rowcount or 0)  # type: ignore[attr-defined]
+        if posted:
+            invariant(posted == len(lines), f"every posting of a ledger transaction written ({kind})")
+            return txn_id
+    raise InvariantViolation(f"ledger accounts of a {kind} transaction could not be found or created")
 
 
 def already_posted(session: Session, kind: str, external_ref: str) -> bool:

@@ -3,12 +3,16 @@ even when written by hand, past the Python checks."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from escompte.clock import FrozenClock
+from escompte.db import make_session_factory
 from escompte.errors import InvariantViolation
 from escompte.financing import ledger
 from escompte.financing.ledger import credit, debit
@@ -37,6 +41,47 @@ def test_balanced_transaction_commits_and_balances(session: Session, clock: Froz
     assert balances[("cash_stripe", None)] == -10_000
 
 
+def test_one_posting_creates_the_accounts_it_names_once(session: Session, clock: FrozenClock) -> None:
+    company = f.company(session, clock)
+    first = _post(session, clock, company.id)
+    second = ledger.post(  # the same account twice in one transaction, and a new one
+        session,
+        kind="test",
+        memo="test",
+        lines=[
+            debit("fees_receivable", 300, company.id),
+            credit("principal_receivable", 100, company.id),
+            credit("principal_receivable", 200, company.id),
+        ],
+        on=clock.today(),
+        now=clock.now(),
+        company_id=company.id,
+    )
+    session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+    accounts = session.execute(
+        text("SELECT code, count(*) FROM ledger_accounts WHERE company_id = :c GROUP BY code"),
+        {"c": company.id},
+    ).all()
+    assert sorted(accounts) == [("fees_receivable", 1), ("principal_receivable", 1)]
+    postings = session.execute(
+        text(
+            "SELECT t.id, a.code, p.amount_cents FROM ledger_postings p "
+            "JOIN ledger_transactions t ON t.id = p.transaction_id "
+            "JOIN ledger_accounts a ON a.id = p.account_id WHERE t.id IN (:a, :b) ORDER BY 1, 2, 3"
+        ),
+        {"a": first, "b": second},
+    ).all()
+    assert sorted(postings) == sorted(
+        [
+            (first, "cash_stripe", -10_000),
+            (first, "principal_receivable", 10_000),
+            (second, "fees_receivable", 300),
+            (second, "principal_receivable", -200),
+            (second, "principal_receivable", -100),
+        ]
+    )
+
+
 def test_python_refuses_an_unbalanced_transaction(session: Session, clock: FrozenClock) -> None:
     company = f.company(session, clock)
     with pytest.raises(InvariantViolation, match="unbalanced"):
@@ -53,10 +98,7 @@ def test_python_refuses_an_unbalanced_transaction(session: Session, clock: Froze
 def test_database_refuses_an_unbalanced_transaction(session: Session, clock: FrozenClock) -> None:
     company = f.company(session, clock)
     txn = _post(session, clock, company.id)
-    account = session.execute(text("SELECT id FROM ledger_accounts WHERE code = 'fee_income'")).scalar()
-    if account is None:
-        ledger.account_ids(session, [("fee_income", None)], "EUR", clock.now())
-        account = session.execute(text("SELECT id FROM ledger_accounts WHERE code = 'fee_income'")).scalar()
+    account = session.execute(text("SELECT id FROM ledger_accounts WHERE code = 'cash_stripe'")).scalar()
     session.execute(
         text(
             "INSERT INTO ledger_postings (transaction_id, account_id, amount_cents, currency) "
@@ -104,3 +146,46 @@ def test_reversal_negates_every_posting(session: Session, clock: FrozenClock) ->
     balances = {(c, k): b for c, k, _, b in ledger.account_balances(session)}
     assert balances[("principal_receivable", company.id)] == 0
     assert balances[("cash_stripe", None)] == 0
+
+
+def test_an_account_created_by_a_concurrent_posting_is_found_after_it_commits(
+    committed_engine: Engine, clock: FrozenClock
+) -> None:
+    factory = make_session_factory(committed_engine)
+    with factory() as s, s.begin():
+        company_id = f.company(s, clock).id
+    first = factory()
+    _post(first, clock, company_id)  # creates the company's account, not committed yet
+    with ThreadPoolExecutor(1) as pool:
+
+        def second() -> str:
+            with factory() as s, s.begin():
+                return _post(s, clock, company_id, amount=500)
+
+        waiting = pool.submit(second)
+        deadline = time.monotonic() + 10
+        with committed_engine.connect() as watch:  # until the second waits on the first
+            while not watch.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ).scalar():
+                assert time.monotonic() < deadline, "the second posting never waited"
+                time.sleep(0.01)
+        first.commit()
+        first.close()
+        txn = waiting.result(timeout=10)
+    with factory() as s:
+        assert ledger.trial_balance(s) == {"EUR": 0}
+        accounts = s.execute(
+            text("SELECT count(*) FROM ledger_accounts WHERE company_id = :c"), {"c": company_id}
+        ).scalar()
+        assert accounts == 1
+        assert (
+            s.execute(
+                text(
+                    "SELECT sum(amount_cents) FROM ledger_postings "
+                    "WHERE transaction_id = :t AND amount_cents > 0"
+                ),
+                {"t": txn},
+            ).scalar()
+            == 500
+        )
