@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from escompte.access.keys import authenticate
 from escompte.access.principal import Principal
@@ -43,11 +44,15 @@ def resolve_principal(request: Request) -> Principal:
     return principal
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return resolve_principal(request)
+    """Async, so that a principal already resolved (idempotent POSTs) costs no thread hop."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(resolve_principal, request)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -143,6 +143,26 @@ def _finish(session: Session, response: Response | None, record_id: int | None) 
         session.close()
 
 
+def _claim(
+    request: Request, session: Session, key: str, body: bytes, now: datetime, ttl: timedelta
+) -> tuple[int | None, Response | None]:
+    try:
+        principal = resolve_principal(request)
+    except DomainError:
+        return None, None  # the route's own auth dependency answers 401
+    return idempotency.begin(
+        session,
+        principal,
+        key,
+        request.method,
+        request.url.path,
+        body,
+        now,
+        ttl,
+        request.headers.get("content-type", ""),
+    )
+
+
 async def _run(
     request: Request,
     session: Session,
@@ -152,25 +172,18 @@ async def _run(
     key = request.headers.get(idempotency.HEADER)
     if request.method == "POST" and key is not None:
         idempotency.check_key(key)
-        try:
-            principal = await run_in_threadpool(resolve_principal, request)
-        except DomainError:
-            principal = None  # the route's own auth dependency answers 401
-        if principal is not None:
-            body = await request.body()
-            settings = request.app.state.settings
-            record_id, replay = await run_in_threadpool(
-                idempotency.begin,
-                session,
-                principal,
-                key,
-                request.method,
-                request.url.path,
-                body,
-                request.app.state.clock.now(),
-                timedelta(hours=settings.idempotency_ttl_hours),
-                request.headers.get("content-type", ""),
-            )
-            if replay is not None:
-                return replay, None
+        body = await request.body()
+        settings = request.app.state.settings
+        # one thread hop: authenticate, then claim the key (or find the response to replay)
+        record_id, replay = await run_in_threadpool(
+            _claim,
+            request,
+            session,
+            key,
+            body,
+            request.app.state.clock.now(),
+            timedelta(hours=settings.idempotency_ttl_hours),
+        )
+        if replay is not None:
+            return replay, None
     return await original(request), record_id
