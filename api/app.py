@@ -55,7 +55,9 @@ def create_app(
         configure_logging(settings.log_level, settings.log_format)
     if engine is None:
         url = resolve_database_url(settings.database_url, settings.data_dir)
-        engine = make_engine(url, pool_size=settings.db_pool_size)
+        engine = make_engine(
+            url, pool_size=settings.db_pool_size, lock_timeout_ms=settings.db_lock_timeout_ms
+        )
     app = FastAPI(
         title="Escompte API",
         version=escompte.__version__,

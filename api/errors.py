@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg import errors as pg_errors
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -193,6 +193,25 @@ async def database_busy(request: Request, exc: Exception) -> Response:
     )
 
 
+async def operational_error(request: Request, exc: Exception) -> Response:
+    """A lock held elsewhere past ``ESCOMPTE_DB_LOCK_TIMEOUT_MS`` (a long import of the
+    same bank account, a transaction left open): nothing was done, the client may retry."""
+    assert isinstance(exc, OperationalError)
+    if not isinstance(exc.orig, pg_errors.LockNotAvailable):
+        return await unexpected_error(request, exc)
+    log.warning("lock_timeout", path=request.url.path, error=str(exc.orig))
+    return problem_response(
+        503,
+        "resource_busy",
+        "Service busy",
+        "Another operation is changing the same data and did not finish in time; nothing was "
+        "done. Retry in a moment (POSTs with the same Idempotency-Key).",
+        instance=request.url.path,
+        request_id=_request_id(request),
+        headers={"Retry-After": "1"},
+    )
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", path=request.url.path, exc_info=exc)
     rid = _request_id(request)
@@ -215,4 +234,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(PoolTimeout, database_busy)
+    app.add_exception_handler(OperationalError, operational_error)
     app.add_exception_handler(Exception, unexpected_error)

@@ -73,7 +73,8 @@ _DESCRIPTIONS = {
     500: "Unexpected error (logged with the request id).",
     503: (
         "Not ready or busy: the database or the payment provider does not answer, payments are not "
-        "configured, or every database connection is busy (retry after Retry-After)."
+        "configured, every database connection is busy, or another operation holds the same data "
+        "(retry after Retry-After)."
     ),
 }
 

@@ -46,7 +46,7 @@ class EscompteRoute(APIRoute):
             kwargs["dependencies"] = deps
         if path.startswith("/v1/"):
             kwargs["responses"] = {
-                **problem_responses(400, 401, 422, 429, 500),
+                **problem_responses(400, 401, 422, 429, 500, 503),
                 **(kwargs.get("responses") or {}),
             }
         super().__init__(path, endpoint, **kwargs)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = Path(".escompte")
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # An API request waiting longer than this for a lock gives up with a 503 (0: waits
+    # for ever). Workers and commands are not bound by it.
+    db_lock_timeout_ms: int = Field(default=10_000, ge=0, le=600_000)
 
     # Keys created without an explicit mode get this one (esk_test_… / esk_live_…).
     key_mode: Literal["test", "live"] = "test"

@@ -18,12 +18,13 @@ from escompte.settings import Settings
 
 
 class Server:
-    """``wrap``: an ASGI wrapper around the app (to change how it runs)."""
+    """``engine`` None: the app makes its own from ``settings``, as ``escompte serve``
+    does. ``wrap``: an ASGI wrapper around the app (to change how it runs)."""
 
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        engine: Engine | None,
         clock: FrozenClock,
         wrap: Callable[[Any], Any] | None = None,
     ) -> None:

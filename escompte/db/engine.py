@@ -9,7 +9,11 @@ def max_connections(pool_size: int) -> int:
     return 2 * pool_size
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, lock_timeout_ms: int = 0) -> Engine:
+    """``lock_timeout_ms``: a statement waiting longer for a lock fails (0: no limit)."""
+    connect_args: dict[str, object] = {"connect_timeout": 10, "application_name": "escompte"}
+    if lock_timeout_ms:
+        connect_args["options"] = f"-c lock_timeout={lock_timeout_ms}"
     return create_engine(
         url,
         pool_size=pool_size,
@@ -17,7 +21,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_pre_ping=False,  # a round trip per checkout; connections are recycled instead
         pool_recycle=1800,
         pool_timeout=10,
-        connect_args={"connect_timeout": 10, "application_name": "escompte"},
+        connect_args=connect_args,
     )
 
 

@@ -1,5 +1,6 @@
-"""A worker never hangs when its route threads wait on a lock that an open transaction
-holds: there are always more route threads than database connections."""
+"""Requests that wait on locks: a worker never hangs when its route threads wait on a
+lock that an open transaction holds (there are always more route threads than database
+connections), and a request gives up with a 503 after the lock timeout."""
 
 from __future__ import annotations
 
@@ -51,6 +52,18 @@ def server(committed_engine: Engine, db_url: str, clock: FrozenClock) -> Iterato
     engine.dispose()
 
 
+def _invoice_body(company_id: str, debtor_id: str) -> dict[str, Any]:
+    return {
+        "company": company_id,
+        "counterparty": debtor_id,
+        "kind": "receivable",
+        "number": "F-2026-0042",
+        "issue_date": "2026-03-01",
+        "due_date": "2026-04-30",
+        "amount": {"amount": 120_000, "currency": "EUR"},
+    }
+
+
 def test_requests_blocked_on_an_uncommitted_insert_do_not_starve_its_commit(
     server: Server, committed_engine: Engine, clock: FrozenClock
 ) -> None:
@@ -62,15 +75,7 @@ def test_requests_blocked_on_an_uncommitted_insert_do_not_starve_its_commit(
         debtor = f.debtor(s, clock, company_id=company.id)
         key = f.key(s, clock, kind=PrincipalKind.COMPANY, company_id=company.id)
         company_id, debtor_id = company.id, debtor.id
-    body = {
-        "company": company_id,
-        "counterparty": debtor_id,
-        "kind": "receivable",
-        "number": "F-2026-0042",
-        "issue_date": "2026-03-01",
-        "due_date": "2026-04-30",
-        "amount": {"amount": 120_000, "currency": "EUR"},
-    }
+    body = _invoice_body(company_id, debtor_id)
 
     def create(i: int) -> int:
         with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -80,3 +85,37 @@ def test_requests_blocked_on_an_uncommitted_insert_do_not_starve_its_commit(
     with ThreadPoolExecutor(8) as pool:
         codes = sorted(pool.map(create, range(8)))
     assert codes == [201] + [409] * 7
+
+
+def test_a_request_waiting_past_the_lock_timeout_gets_a_503_and_changes_nothing(
+    committed_engine: Engine, db_url: str, clock: FrozenClock
+) -> None:
+    settings = Settings(database_url=db_url, db_pool_size=POOL_SIZE, db_lock_timeout_ms=300)
+    factory = make_session_factory(committed_engine)
+    with factory() as s, s.begin():
+        company = f.company(s, clock)
+        debtor = f.debtor(s, clock, company_id=company.id)
+        key = f.key(s, clock, kind=PrincipalKind.COMPANY, company_id=company.id)
+        company_id, debtor_id = company.id, debtor.id
+    headers = {**f.auth(key), "Idempotency-Key": "waits-too-long"}
+    body = _invoice_body(company_id, debtor_id)
+    live = Server(settings, None, clock).start()  # the app's own engine, from the settings
+    holder = factory()  # another transaction holds the same invoice number, uncommitted
+    try:
+        with httpx.Client(base_url=live.url, timeout=30) as http:
+            f.invoice(holder, clock, company_id=company_id, debtor_id=debtor_id, number=body["number"])
+            holder.flush()
+            waited = http.post("/v1/invoices", headers=headers, json=body)
+            holder.rollback()
+            # nothing was kept, not even the idempotency key: the retry goes through
+            retried = http.post("/v1/invoices", headers=headers, json=body)
+    finally:
+        holder.rollback()
+        holder.close()
+        live.stop()
+        live.app.state.engine.dispose()
+    assert waited.status_code == 503, waited.text
+    assert waited.headers["content-type"] == "application/problem+json"
+    assert waited.headers["retry-after"] == "1"
+    assert waited.json()["type"] == "urn:escompte:problem:resource_busy"
+    assert retried.status_code == 201, retried.text
