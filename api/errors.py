@@ -176,40 +176,34 @@ async def data_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def database_busy(request: Request, exc: Exception) -> Response:
-    """Every database connection of this process stayed busy past the pool's timeout (a
-    burst larger than the pool): nothing was done, the client may retry (with the same
-    Idempotency-Key for a POST)."""
-    log.warning("database_busy", path=request.url.path, error=str(exc))
+def _busy(request: Request, code: str, why: str, error: object) -> Response:
+    """Nothing was done; the client may retry in a moment (a POST with the same key)."""
+    log.warning(code, path=request.url.path, error=str(error))
     return problem_response(
         503,
-        "database_busy",
+        code,
         "Service busy",
-        "All database connections are busy; nothing was done. Retry in a moment (POSTs with the "
-        "same Idempotency-Key).",
+        f"{why}; nothing was done. Retry in a moment (POSTs with the same Idempotency-Key).",
         instance=request.url.path,
         request_id=_request_id(request),
         headers={"Retry-After": "1"},
     )
+
+
+async def database_busy(request: Request, exc: Exception) -> Response:
+    """Every database connection of this process stayed busy past the pool's timeout (a
+    burst larger than the pool)."""
+    return _busy(request, "database_busy", "All database connections are busy", exc)
 
 
 async def operational_error(request: Request, exc: Exception) -> Response:
     """A lock held elsewhere past ``ESCOMPTE_DB_LOCK_TIMEOUT_MS`` (a long import of the
-    same bank account, a transaction left open): nothing was done, the client may retry."""
+    same bank account, a transaction left open)."""
     assert isinstance(exc, OperationalError)
     if not isinstance(exc.orig, pg_errors.LockNotAvailable):
         return await unexpected_error(request, exc)
-    log.warning("lock_timeout", path=request.url.path, error=str(exc.orig))
-    return problem_response(
-        503,
-        "resource_busy",
-        "Service busy",
-        "Another operation is changing the same data and did not finish in time; nothing was "
-        "done. Retry in a moment (POSTs with the same Idempotency-Key).",
-        instance=request.url.path,
-        request_id=_request_id(request),
-        headers={"Retry-After": "1"},
-    )
+    why = "Another operation is changing the same data and did not finish in time"
+    return _busy(request, "resource_busy", why, exc.orig)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
