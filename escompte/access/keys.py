@@ -34,10 +34,16 @@ class CreatedKey:
     secret: str
 
 
-def authenticate(session: Session, secret: str | None) -> Principal:
-    """Resolve a bearer secret to its principal; unknown or revoked keys are refused alike."""
+def check_secret(secret: str | None) -> str:
+    """Refuse what cannot be a key (missing, too long, no ``esk_`` prefix) without a lookup."""
     if not secret or len(secret) > MAX_KEY_LENGTH or not secret.startswith("esk_"):
         raise Unauthorized("A valid API key is required: Authorization: Bearer esk_…")
+    return secret
+
+
+def authenticate(session: Session, secret: str | None) -> Principal:
+    """Resolve a bearer secret to its principal; unknown or revoked keys are refused alike."""
+    secret = check_secret(secret)
     row = session.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).scalar_one_or_none()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("This API key is unknown or has been revoked.")
