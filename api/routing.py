@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from escompte.api import idempotency
 from escompte.api.deps import resolve_deferred, resolve_principal
 from escompte.api.problems import problem_responses
+from escompte.api.slots import slots_of
 from escompte.db.engine import max_connections
 from escompte.errors import DomainError, FieldError, PayloadTooLarge, ValidationFailed
 
@@ -149,7 +150,16 @@ class EscompteRoute(APIRoute):
                 )
                 limiter.check(identity)
             _ensure_route_threads(request.app)
-            session: Session = state.session_factory()
+            if in_one_hop and request.method == "POST" and (key := request.headers.get(idempotency.HEADER)):
+                idempotency.check_key(key)
+                request.state.idempotency_body = await request.body()
+            if not request.url.path.startswith("/v1/"):
+                return await serve(request)
+            async with slots_of(request.app).slot():
+                return await serve(request)
+
+        async def serve(request: Request) -> Response:
+            session: Session = request.app.state.session_factory()
             request.state.session = session
             request.state.ended = False
             token = _REQUEST.set(request)
@@ -157,9 +167,6 @@ class EscompteRoute(APIRoute):
                 if in_one_hop:
                     # the principal is resolved in the endpoint's hop (see _serve)
                     request.state.defer_principal = True
-                    if request.method == "POST" and (key := request.headers.get(idempotency.HEADER)):
-                        idempotency.check_key(key)
-                        request.state.idempotency_body = await request.body()
                     response, record_id = await original(request), None
                 else:
                     response, record_id = await _run(request, session, original)

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # An API request waiting longer than this for a lock gives up with a 503 (0: waits
     # for ever). Workers and commands are not bound by it.
     db_lock_timeout_ms: int = Field(default=10_000, ge=0, le=600_000)
+    # /v1 requests an API process runs at once; the others wait their turn (api/slots.py)
+    api_concurrency: int = Field(default=4, ge=1, le=200)
 
     # Keys created without an explicit mode get this one (esk_test_… / esk_live_…).
     key_mode: Literal["test", "live"] = "test"

@@ -24,6 +24,7 @@ from typing import Any
 
 import stripe
 
+from escompte.concurrency import waiting_elsewhere
 from escompte.settings import Settings
 
 
@@ -70,7 +71,8 @@ class Profile:
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     try:
-        obj = fn(*args, **kwargs)
+        with waiting_elsewhere():
+            obj = fn(*args, **kwargs)
         result: dict[str, Any] = obj.to_dict()
         return result
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:

@@ -1,6 +1,7 @@
 """Requests that wait on locks: a worker never hangs when its route threads wait on a
-lock that an open transaction holds (there are always more route threads than database
-connections), and a request gives up with a 503 after the lock timeout."""
+lock that an open transaction holds (a sync route commits in the hop that took the lock,
+and there are more threads than database connections for the rest), and a request
+gives up with a 503 after the lock timeout."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def _one_route_thread(app: Any) -> Any:
 @pytest.fixture
 def server(committed_engine: Engine, db_url: str, clock: FrozenClock) -> Iterator[Server]:
     settings = Settings(
-        database_url=db_url, db_pool_size=POOL_SIZE, rate_limit_per_second=10_000, rate_limit_burst=10_000
+        database_url=db_url,
+        db_pool_size=POOL_SIZE,
+        api_concurrency=8,
+        rate_limit_per_second=10_000,
+        rate_limit_burst=10_000,
     )
     # a lock wait ends in an error after 5 s: were the worker to hang, the test fails
     # instead of hanging with it
@@ -67,9 +72,9 @@ def _invoice_body(company_id: str, debtor_id: str) -> dict[str, Any]:
 def test_requests_blocked_on_an_uncommitted_insert_do_not_starve_its_commit(
     server: Server, committed_engine: Engine, clock: FrozenClock
 ) -> None:
-    # Eight creations of the same invoice number at once. The first inserts it, leaves
-    # its thread and needs another one to validate its response and commit; the others
-    # block on its uncommitted unique key, each holding a thread and a connection.
+    # Eight creations of the same invoice number at once, as many slots as requests. The
+    # first inserts it and must reach its commit while the others block on its
+    # uncommitted unique key, each holding a thread and a connection.
     with make_session_factory(committed_engine)() as s, s.begin():
         company = f.company(s, clock)
         debtor = f.debtor(s, clock, company_id=company.id)

@@ -5,15 +5,18 @@ debited, every account balanced."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from escompte.financing import ledger, pricing, tasks
 from escompte.models import Advance, FinancedFingerprint, LedgerTransaction
 from tests.financing.conftest import Env, Seller, advance, days, finance, quote, seller, set_up_payments
+from tests.live import Server
 
 pytestmark = pytest.mark.committed
 
@@ -465,3 +468,31 @@ def test_a_webhook_applied_while_stripe_is_down_is_refused_and_kept_for_the_retr
     again = env.fake.deliver(types=["payout.paid"])  # Stripe's retry
     assert [status for _, status in again] == [200]
     assert advance(env, who, adv["id"])["status"] == "active"
+
+
+def test_a_request_waiting_on_stripe_gives_its_slot_to_the_next_one(env: Env) -> None:
+    """With a single request slot, an acceptance whose Stripe transfer takes 2 s does not
+    hold back a read that arrives meanwhile."""
+    who = seller(env)
+    set_up_payments(env, who)
+    q = quote(env, who)
+    settings = env.settings.model_copy(update={"api_concurrency": 1})
+    one_slot = Server(settings, env.server.app.state.engine, env.clock).start()
+    env.fake.inject("POST /v1/transfers", timeout=2.0, perform=True)
+    try:
+        with httpx.Client(base_url=one_slot.url, timeout=30) as http, ThreadPoolExecutor(1) as pool:
+            accepting = pool.submit(http.post, "/v1/advances", headers=who.headers, json={"quote": q["id"]})
+            deadline = time.monotonic() + 10
+            while env.fake.calls[("POST", "/v1/transfers")] == 0:
+                assert time.monotonic() < deadline, "the acceptance never called Stripe"
+                time.sleep(0.01)
+            with httpx.Client(base_url=one_slot.url, timeout=30) as other:
+                started = time.monotonic()
+                read = other.get(f"/v1/invoices/{who.invoice_id}", headers=who.headers)
+                waited = time.monotonic() - started
+            assert read.status_code == 200, read.text
+            assert not accepting.done(), "the read should not have waited for the acceptance"
+            assert waited < 1.5
+            assert accepting.result().status_code == 201
+    finally:
+        one_slot.stop()

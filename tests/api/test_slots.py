@@ -1,0 +1,104 @@
+"""An API process runs at most ESCOMPTE_API_CONCURRENCY requests at once; the others
+wait their turn in the event loop, holding no thread and no connection."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import Engine, event
+
+from escompte.clock import FrozenClock
+from escompte.db import make_engine, make_session_factory
+from escompte.models import PrincipalKind
+from escompte.settings import Settings
+from tests import factories as f
+from tests.live import Server
+
+CLIENTS = 8
+
+
+class Connections:
+    """How many connections the app's engine had checked out at most at once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self.out = 0
+        self.most = 0
+        event.listen(engine, "checkout", self._checkout)
+        event.listen(engine, "checkin", self._checkin)
+
+    def _checkout(self, *_: object) -> None:
+        with self._lock:
+            self.out += 1
+            self.most = max(self.most, self.out)
+
+    def _checkin(self, *_: object) -> None:
+        with self._lock:
+            self.out -= 1
+
+
+@pytest.fixture
+def invoice_and_key(committed_engine: Engine, clock: FrozenClock) -> tuple[str, str]:
+    with make_session_factory(committed_engine)() as s, s.begin():
+        company = f.company(s, clock)
+        debtor = f.debtor(s, clock, company_id=company.id)
+        invoice = f.invoice(s, clock, company_id=company.id, debtor_id=debtor.id)
+        key = f.key(s, clock, kind=PrincipalKind.COMPANY, company_id=company.id)
+        return invoice.id, key
+
+
+@pytest.fixture
+def serve(db_url: str, clock: FrozenClock) -> Iterator[Callable[[int], tuple[Server, Connections]]]:
+    started: list[tuple[Server, Engine]] = []
+
+    def start(concurrency: int) -> tuple[Server, Connections]:
+        settings = Settings(
+            database_url=db_url,
+            api_concurrency=concurrency,
+            db_pool_size=CLIENTS,
+            rate_limit_per_second=10_000,
+            rate_limit_burst=10_000,
+        )
+        engine = make_engine(db_url, pool_size=CLIENTS)
+        connections = Connections(engine)
+        server = Server(settings, engine, clock).start()
+        started.append((server, engine))
+        return server, connections
+
+    yield start
+    for server, engine in started:
+        server.stop()
+        engine.dispose()
+
+
+def _load(server: Server, invoice_id: str, key: str) -> list[int]:
+    def client(_: int) -> list[int]:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            return [
+                http.get(f"/v1/invoices/{invoice_id}", headers=f.auth(key)).status_code for _ in range(25)
+            ]
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        return [code for codes in pool.map(client, range(CLIENTS)) for code in codes]
+
+
+Serve = Callable[[int], tuple[Server, "Connections"]]
+
+
+def test_no_more_requests_run_at_once_than_the_slots(serve: Serve, invoice_and_key: tuple[str, str]) -> None:
+    invoice_id, key = invoice_and_key
+    server, connections = serve(2)
+    assert set(_load(server, invoice_id, key)) == {200}
+    assert 1 <= connections.most <= 2
+
+
+def test_with_more_slots_requests_do_run_at_once(serve: Serve, invoice_and_key: tuple[str, str]) -> None:
+    # the counter above can see requests overlap: without the limit they do
+    invoice_id, key = invoice_and_key
+    server, connections = serve(CLIENTS)
+    assert set(_load(server, invoice_id, key)) == {200}
+    assert connections.most > 2
