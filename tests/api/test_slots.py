@@ -3,7 +3,9 @@ wait their turn in the event loop, holding no thread and no connection."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event
 
+from escompte import concurrency
+from escompte.api.slots import TAKE_BACK_WAIT_S, HeldSlot, Slots
 from escompte.clock import FrozenClock
+from escompte.concurrency import waiting_elsewhere
 from escompte.db import make_engine, make_session_factory
 from escompte.models import PrincipalKind
 from escompte.settings import Settings
@@ -102,3 +107,41 @@ def test_with_more_slots_requests_do_run_at_once(serve: Serve, invoice_and_key: 
     server, connections = serve(CLIENTS)
     assert set(_load(server, invoice_id, key)) == {200}
     assert connections.most > 2
+
+
+def test_a_lent_slot_is_taken_back_when_it_frees_and_not_waited_for_long() -> None:
+    """The slots alone, one slot: a request lends it for a call out and another request
+    runs meanwhile. The first takes the slot back once it is free, or goes on without it
+    after a bounded wait (it may hold locks the other waits on); no slot is lost."""
+
+    async def scenario(other_holds_s: float) -> tuple[bool, float, bool]:
+        slots = Slots(1)
+        loop = asyncio.get_running_loop()
+        other_running = asyncio.Event()
+
+        async def other() -> None:
+            async with slots.slot():
+                other_running.set()
+                await asyncio.sleep(other_holds_s)
+
+        async def calling_out() -> tuple[bool, float]:
+            async with slots.slot():
+                held = concurrency._slot.get()
+                assert isinstance(held, HeldSlot)
+
+                def call_out() -> float:
+                    with waiting_elsewhere():  # the slot is lent: `other` gets it
+                        asyncio.run_coroutine_threadsafe(other_running.wait(), loop).result(5)
+                        started = time.monotonic()
+                    return time.monotonic() - started  # how long taking it back took
+
+                waited = await asyncio.to_thread(call_out)
+                return held.holding, waited
+
+        (holding, waited), _ = await asyncio.gather(calling_out(), other())
+        return holding, waited, not slots.free.locked()
+
+    holding, waited, all_free = asyncio.run(scenario(0.05))
+    assert holding and 0.03 <= waited < TAKE_BACK_WAIT_S and all_free
+    holding, waited, all_free = asyncio.run(scenario(TAKE_BACK_WAIT_S + 0.5))
+    assert not holding and TAKE_BACK_WAIT_S - 0.05 <= waited < TAKE_BACK_WAIT_S + 0.4 and all_free

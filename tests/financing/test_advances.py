@@ -470,7 +470,7 @@ def test_a_webhook_applied_while_stripe_is_down_is_refused_and_kept_for_the_retr
     assert advance(env, who, adv["id"])["status"] == "active"
 
 
-def test_a_request_waiting_on_stripe_gives_its_slot_to_the_next_one(env: Env) -> None:
+def test_a_request_waiting_on_stripe_lends_its_slot_to_the_next_one(env: Env) -> None:
     """With a single request slot, an acceptance whose Stripe transfer takes 2 s does not
     hold back a read that arrives meanwhile."""
     who = seller(env)
