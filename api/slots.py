@@ -21,14 +21,27 @@ waiting on them; past that wait it goes on without a slot rather than stall them
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import Gauge, Histogram
 
 from escompte import concurrency
 
 TAKE_BACK_WAIT_S = 0.5
+
+# what an operator watches to size ESCOMPTE_API_CONCURRENCY and --workers: requests
+# queueing for a slot means the processes are busy, not that they are too few slots
+WAITING = Gauge(
+    "escompte_api_requests_waiting", "Requests waiting for a slot to run", multiprocess_mode="livesum"
+)
+SLOT_WAIT = Histogram(
+    "escompte_api_slot_wait_seconds",
+    "Time a request waited for a slot before it ran",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 class HeldSlot:
@@ -67,7 +80,13 @@ class Slots:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        await self.free.acquire()
+        started = time.perf_counter()
+        WAITING.inc()
+        try:
+            await self.free.acquire()
+        finally:
+            WAITING.dec()
+        SLOT_WAIT.observe(time.perf_counter() - started)
         held = HeldSlot(self)
         concurrency.hold(held)
         try:

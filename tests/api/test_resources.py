@@ -117,6 +117,8 @@ class TestOperations:
         client.get("/v1/companies")
         metrics = client.get("/metrics").text
         assert "escompte_http_requests_total" in metrics
+        assert "escompte_api_slot_wait_seconds_count" in metrics  # the /v1 request waited for a slot
+        assert "escompte_api_requests_waiting" in metrics
 
     def test_request_id_is_echoed_or_made(self, client: TestClient) -> None:
         assert (
