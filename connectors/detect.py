@@ -53,3 +53,32 @@ def detect_kind(head: bytes) -> ImportKind | None:
     if b"familleavis" in first_line or (b"registre" in first_line and b"jugement" in first_line):
         return ImportKind.BODACC
     return None
+
+
+def not_imported(head: bytes) -> str | None:
+    """Why a document Escompte recognises is not one it imports (None: not one of those)."""
+    stripped = head[:SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped.startswith(b"<"):
+        return None
+    body = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", stripped, flags=re.S)
+    root = _XML_ROOT.search(body)
+    if root is None:
+        return None
+    name, namespaces = root.group(1), b" ".join(_XML_NS.findall(body))
+    if name == b"CrossIndustryDocument" and b"urn:ferd:" in namespaces:
+        return (
+            "This is a ZUGFeRD 1.0 invoice (the 2014 format). Escompte reads Factur-X and "
+            "ZUGFeRD 2.x (UN/CEFACT CII D16B), as a PDF or as XML, and UBL 2.1: ask for the "
+            "invoice in one of those."
+        )
+    if name == b"SCRDMCCBDACIOMessageStructure":
+        return "This is an Order-X purchase order, not an invoice: import the invoice."
+    if name == b"Document" and (b"camt.054" in namespaces or b"camt.052" in namespaces):
+        kind = (
+            "camt.054 debit/credit notification" if b"camt.054" in namespaces else "camt.052 intraday report"
+        )
+        return (
+            f"This is a {kind}, not an end-of-day statement: import the account's camt.053 "
+            "statement, which books every entry once."
+        )
+    return None

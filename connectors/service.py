@@ -21,7 +21,7 @@ from escompte.access.principal import Principal, visible_company_ids
 from escompte.clock import Clock
 from escompte.companies.service import company_for_write
 from escompte.connectors.base import Handler, ImportContext, ImportRefused
-from escompte.connectors.detect import SNIFF_BYTES, detect_kind
+from escompte.connectors.detect import SNIFF_BYTES, detect_kind, not_imported
 from escompte.connectors.registry import BEHAVIOUR_AFTER, RECONCILE_AFTER, handler_for
 from escompte.errors import FieldError, FileRejected, Forbidden, NotFound, ValidationFailed
 from escompte.ids import new_id
@@ -46,6 +46,10 @@ def _resolve_kind(first: bytes, kind: ImportKind | None, company: Company | None
     if not first:
         raise ValidationFailed("The file is empty.", [FieldError("file", "empty file")])
     detected = detect_kind(first[:SNIFF_BYTES])
+    if detected is None and (reason := not_imported(first)) is not None:
+        raise ValidationFailed(
+            reason, [FieldError("file", "a document Escompte does not import", code="unsupported")]
+        )
     if kind is None:
         if detected is None:
             raise ValidationFailed(

@@ -131,6 +131,22 @@ def normalize_iban(value: str) -> str:
         raise BankDataError(f"{value!r} is not a valid IBAN ({exc})") from None
 
 
+_IBAN_SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{1,30}$")
+
+
+def reported_iban(value: str) -> str | None:
+    """A counterparty's account as a bank statement reports it: the IBAN in compact form,
+    or, when it fails the IBAN checks, what the bank wrote (compacted) if it has an
+    IBAN's shape, else None. The bank moved the money whatever the counterparty's account
+    looks like, so a statement is not refused for it; a malformed account just never
+    matches a customer's IBAN."""
+    try:
+        return normalize_iban(value)
+    except BankDataError:
+        compact = re.sub(r"\s+", "", value).upper()
+        return compact if _IBAN_SHAPE.match(compact) else None
+
+
 def clean_text(value: str | None, max_length: int) -> str | None:
     """Whitespace collapsed (line breaks included), None when empty, cut to ``max_length``."""
     if value is None:

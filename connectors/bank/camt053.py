@@ -45,6 +45,7 @@ from escompte.connectors.bank.accounts import (
     import_outcome,
     normalize_iban,
     parse_amount,
+    reported_iban,
 )
 from escompte.connectors.base import ImportContext, ImportOutcome
 from escompte.errors import invariant
@@ -536,16 +537,7 @@ class _Reader:
         credit = cents > 0
         iban = tx.parties.get("DbtrAcct" if credit else "CdtrAcct")
         if iban is not None:
-            try:
-                iban = normalize_iban(iban)
-            except BankDataError as exc:
-                role = "debtor" if credit else "creditor"
-                self.error(
-                    f"The {role}'s IBAN is invalid: {exc}.",
-                    f"{where}/RltdPties/{'DbtrAcct' if credit else 'CdtrAcct'}/Id/IBAN",
-                    line,
-                )
-                return
+            iban = reported_iban(iban)
         bank_line = BankLine(
             booking_date=booking,
             amount_cents=cents,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from escompte.clock import FrozenClock
 from escompte.connectors.bank import accounts
-from escompte.connectors.bank.accounts import BankDataError, BankLine, BankWriter, parse_amount
+from escompte.connectors.bank.accounts import BankDataError, BankLine, BankWriter, parse_amount, reported_iban
 from escompte.connectors.bank.camt053 import import_camt053
 from escompte.connectors.bank.csv import import_bank_csv
 from escompte.connectors.bank.ofx import import_ofx
@@ -465,13 +465,25 @@ class TestCamt053:
         data = (
             _camt([CREDIT, DEBIT])
             .replace(b">89.90<", b">89,90<")
-            .replace(CLIENT_IBAN.encode(), CLIENT_IBAN[:-1].encode() + b"0")
+            .replace(b"<BookgDt><Dt>", b"<BookgDt><Dt>le ", 1)
         )
         refused = _refused(session, clock, company, import_camt053, data, ImportKind.CAMT053)
         found = {(i.path, i.line is not None) for i in refused.issues}
         assert ("/Document/BkToCstmrStmt/Stmt[1]/Ntry[2]/Amt", True) in found
-        assert ("/Document/BkToCstmrStmt/Stmt[1]/Ntry[1]/RltdPties/DbtrAcct/Id/IBAN", True) in found
-        assert refused.total == 2
+        assert any(p.startswith("/Document/BkToCstmrStmt/Stmt[1]/Ntry[1]/BookgDt") for p, _ in found), found
+        assert refused.total == 3, [i.message for i in refused.issues]  # the date, so no booking date
+
+    def test_a_counterparty_account_that_is_no_iban_does_not_refuse_the_statement(
+        self, session: Session, clock: FrozenClock, company: Company
+    ) -> None:
+        # the bank moved the money: its statement is kept, the account as it reported it
+        bad_checksum = CLIENT_IBAN[:-1] + "0"
+        data = _camt([CREDIT, DEBIT]).replace(CLIENT_IBAN.encode(), bad_checksum.encode())
+        _run(session, clock, company, import_camt053, data, ImportKind.CAMT053)
+        credit = next(t for t in _transactions(session, company) if t.amount_cents > 0)
+        assert credit.counterparty_iban == bad_checksum
+        assert reported_iban("FR76 3000 4000 0312 3456 7890 143") == CLIENT_IBAN
+        assert reported_iban("not an account") is None
 
     def test_missing_indicator_and_booking_date(
         self, session: Session, clock: FrozenClock, company: Company
