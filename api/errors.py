@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from escompte.api.problems import problem_response
+from escompte.api.slots import NoSlot
 from escompte.errors import DomainError, FieldError, RateLimited
 
 log = structlog.get_logger("escompte.api")
@@ -196,6 +197,12 @@ async def database_busy(request: Request, exc: Exception) -> Response:
     return _busy(request, "database_busy", "All database connections are busy", exc)
 
 
+async def server_busy(request: Request, exc: Exception) -> Response:
+    """Every request slot of this process stayed busy past the queue's timeout (more
+    requests than the processes serve, or slots held by long lock waits)."""
+    return _busy(request, "server_busy", "The server stayed busy with other requests", exc)
+
+
 async def operational_error(request: Request, exc: Exception) -> Response:
     """A lock held elsewhere past ``ESCOMPTE_DB_LOCK_TIMEOUT_MS`` (a long import of the
     same bank account, a transaction left open)."""
@@ -228,5 +235,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(PoolTimeout, database_busy)
+    app.add_exception_handler(NoSlot, server_busy)
     app.add_exception_handler(OperationalError, operational_error)
     app.add_exception_handler(Exception, unexpected_error)

@@ -31,6 +31,15 @@ from prometheus_client import Gauge, Histogram
 from escompte import concurrency
 
 TAKE_BACK_WAIT_S = 0.5
+# A request that waited this long for a slot gets a 503 server_busy (Retry-After), as one
+# that waited as long for a database connection gets a 503 database_busy: the queue is
+# bounded in time, and a client that gave up is not served long after.
+QUEUE_TIMEOUT_S = 10.0
+
+
+class NoSlot(Exception):
+    """Every slot of this process stayed busy for QUEUE_TIMEOUT_S."""
+
 
 # what an operator watches to size ESCOMPTE_API_CONCURRENCY and --workers: requests
 # queueing for a slot means the processes are busy, not that they are too few slots
@@ -83,10 +92,12 @@ class Slots:
         started = time.perf_counter()
         WAITING.inc()
         try:
-            await self.free.acquire()
+            await asyncio.wait_for(self.free.acquire(), QUEUE_TIMEOUT_S)
+        except TimeoutError:
+            raise NoSlot(f"no request slot free within {QUEUE_TIMEOUT_S:g} s") from None
         finally:
             WAITING.dec()
-        SLOT_WAIT.observe(time.perf_counter() - started)
+            SLOT_WAIT.observe(time.perf_counter() - started)
         held = HeldSlot(self)
         concurrency.hold(held)
         try:

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import Engine, event
 
 from escompte import concurrency
+from escompte.api import slots as slots_module
 from escompte.api.slots import TAKE_BACK_WAIT_S, HeldSlot, Slots
 from escompte.clock import FrozenClock
 from escompte.concurrency import waiting_elsewhere
 from escompte.db import make_engine, make_session_factory
-from escompte.models import PrincipalKind
+from escompte.models import Invoice, PrincipalKind
 from escompte.settings import Settings
 from tests import factories as f
 from tests.live import Server
@@ -145,3 +146,50 @@ def test_a_lent_slot_is_taken_back_when_it_frees_and_not_waited_for_long() -> No
     assert holding and 0.03 <= waited < TAKE_BACK_WAIT_S and all_free
     holding, waited, all_free = asyncio.run(scenario(TAKE_BACK_WAIT_S + 0.5))
     assert not holding and TAKE_BACK_WAIT_S - 0.05 <= waited < TAKE_BACK_WAIT_S + 0.4 and all_free
+
+
+def test_a_request_that_waits_too_long_for_a_slot_gets_a_503_and_nothing_is_done(
+    serve: Serve,
+    invoice_and_key: tuple[str, str],
+    committed_engine: Engine,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The only slot is held by a creation waiting on another transaction's uncommitted
+    # invoice number; a read that arrives meanwhile waits its 0.3 s and is refused.
+    monkeypatch.setattr(slots_module, "QUEUE_TIMEOUT_S", 0.3)
+    invoice_id, key = invoice_and_key
+    server, _ = serve(1)
+    factory = make_session_factory(committed_engine)
+    with factory() as s:
+        held = s.get(Invoice, invoice_id)
+        assert held is not None
+        company_id, debtor_id = held.company_id, held.debtor_id
+    holder = factory()
+    body = {
+        "company": company_id,
+        "counterparty": debtor_id,
+        "kind": "receivable",
+        "number": "F-2026-SLOT",
+        "issue_date": "2026-03-01",
+        "due_date": "2026-04-30",
+        "amount": {"amount": 120_000, "currency": "EUR"},
+    }
+    try:
+        f.invoice(holder, clock, company_id=company_id, debtor_id=debtor_id, number=body["number"])
+        holder.flush()
+        with httpx.Client(base_url=server.url, timeout=30) as http, ThreadPoolExecutor(1) as pool:
+            blocked = pool.submit(
+                http.post, "/v1/invoices", headers={**f.auth(key), "Idempotency-Key": "slot-1"}, json=body
+            )
+            time.sleep(0.2)  # the creation holds the slot, waiting on the lock
+            with httpx.Client(base_url=server.url, timeout=5) as other:  # fails, not hangs, if unbounded
+                refused = other.get(f"/v1/invoices/{invoice_id}", headers=f.auth(key))
+            holder.rollback()  # the creation goes through
+            assert blocked.result().status_code == 201
+    finally:
+        holder.rollback()
+        holder.close()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["type"] == "urn:escompte:problem:server_busy"
