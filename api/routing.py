@@ -150,8 +150,9 @@ class EscompteRoute(APIRoute):
                 )
                 limiter.check(identity)
             _ensure_route_threads(request.app)
-            if in_one_hop and request.method == "POST" and (key := request.headers.get(idempotency.HEADER)):
+            if request.method == "POST" and (key := request.headers.get(idempotency.HEADER)) is not None:
                 idempotency.check_key(key)
+                # read before the request takes a slot: waiting on the client is no work here
                 request.state.idempotency_body = await request.body()
             if not request.url.path.startswith("/v1/"):
                 return await serve(request)
@@ -279,10 +280,10 @@ async def _run(
     record_id: int | None = None
     key = request.headers.get(idempotency.HEADER)
     if request.method == "POST" and key is not None:
-        idempotency.check_key(key)
-        body = await request.body()
         # one thread hop: authenticate, then claim the key (or find the response to replay)
-        record_id, replay = await run_in_threadpool(_claim, request, session, key, body)
+        record_id, replay = await run_in_threadpool(
+            _claim, request, session, key, request.state.idempotency_body
+        )
         if replay is not None:
             return replay, None
     return await original(request), record_id

@@ -83,7 +83,6 @@ class Slots:
     """The slots of one event loop (an API process has one)."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
         self.free = asyncio.Semaphore(size)
         self.loop = asyncio.get_running_loop()
 
