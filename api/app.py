@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import escompte
+from escompte.access.key_cache import KeyCache
 from escompte.api import errors
 from escompte.api.middleware import RequestContextMiddleware
 from escompte.api.ratelimit import RateLimiter
@@ -59,6 +64,7 @@ def create_app(
             url, pool_size=settings.db_pool_size, lock_timeout_ms=settings.db_lock_timeout_ms
         )
     app = FastAPI(
+        lifespan=_lifespan,
         title="Escompte API",
         version=escompte.__version__,
         description=DESCRIPTION,
@@ -70,6 +76,11 @@ def create_app(
     app.state.engine = engine
     app.state.session_factory = session_factory or make_session_factory(engine)
     app.state.clock = clock or SystemClock()
+    app.state.key_cache = (
+        KeyCache(_listener_connect(engine), settings.api_key_cache_seconds)
+        if settings.api_key_cache_seconds
+        else None
+    )
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
@@ -90,3 +101,23 @@ def create_app(
     ):
         app.include_router(module.router)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The key cache listens while the app serves (nothing is cached without lifespan)."""
+    cache: KeyCache | None = app.state.key_cache
+    if cache is not None:
+        cache.start()
+    try:
+        yield
+    finally:
+        if cache is not None:
+            cache.stop()
+
+
+def _listener_connect(engine: Engine) -> Any:
+    """A new driver connection to the engine's database, outside its pool."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    params = {**cparams, "connect_timeout": 10, "application_name": "escompte-key-cache"}
+    return lambda: engine.dialect.loaded_dbapi.connect(*cargs, **params)

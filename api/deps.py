@@ -42,7 +42,9 @@ def resolve_principal(request: Request) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    principal = authenticate(request.state.session, _bearer_secret(request))
+    principal = authenticate(
+        request.state.session, _bearer_secret(request), getattr(request.app.state, "key_cache", None)
+    )
     request.state.principal = principal
     return principal
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from escompte.access.keys import KEYS_CHANGED
 from escompte.api import idempotency
 from escompte.api.deps import resolve_deferred, resolve_principal
 from escompte.api.problems import problem_responses
@@ -237,6 +238,11 @@ def _end(request: Request, response: Response | None, record_id: int | None) -> 
         if record_id is not None:
             idempotency.complete(session, record_id, response)
         session.commit()
+        if session.info.get(KEYS_CHANGED):
+            # this process at once; the others when the commit's notification reaches them
+            cache = getattr(request.app.state, "key_cache", None)
+            if cache is not None:
+                cache.clear()
     finally:
         session.close()
 

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     db_lock_timeout_ms: int = Field(default=10_000, ge=0, le=600_000)
     # /v1 requests an API process runs at once; the others wait their turn (api/slots.py)
     api_concurrency: int = Field(default=4, ge=1, le=200)
+    # Seconds an API process may reuse an authenticated key without reading it again; a
+    # change to any key reaches every process at its commit (escompte/access/key_cache.py).
+    # 0: read the key on every request.
+    api_key_cache_seconds: int = Field(default=60, ge=0, le=3600)
 
     # Keys created without an explicit mode get this one (esk_test_… / esk_live_…).
     key_mode: Literal["test", "live"] = "test"

@@ -10,6 +10,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from escompte.access.key_cache import KeyCache
 from escompte.access.principal import Principal, visible_company_ids
 from escompte.clock import Clock
 from escompte.errors import FieldError, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -18,6 +19,8 @@ from escompte.models import ApiKey, Company, KeyMode, Partner, PrincipalKind
 
 KEY_PREFIXES = {KeyMode.LIVE: "esk_live_", KeyMode.TEST: "esk_test_"}
 MAX_KEY_LENGTH = 200
+# set in a session's ``info`` by what changes a key: the API clears its key cache at commit
+KEYS_CHANGED = "escompte_keys_changed"
 
 
 def hash_key(secret: str) -> str:
@@ -41,19 +44,32 @@ def check_secret(secret: str | None) -> str:
     return secret
 
 
-def authenticate(session: Session, secret: str | None) -> Principal:
-    """Resolve a bearer secret to its principal; unknown or revoked keys are refused alike."""
-    secret = check_secret(secret)
-    row = session.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
+def authenticate(session: Session, secret: str | None, cache: KeyCache | None = None) -> Principal:
+    """Resolve a bearer secret to its principal; unknown or revoked keys are refused alike.
+    With a ``cache``, a key it holds is not read again (escompte/access/key_cache.py)."""
+    key_hash = hash_key(check_secret(secret))
+    if cache is not None:
+        known = cache.get(key_hash)
+        if known is not None:
+            return known
+        generation = cache.generation
+    row = session.execute(
+        select(ApiKey.id, ApiKey.kind, ApiKey.mode, ApiKey.partner_id, ApiKey.company_id).where(
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+        )
+    ).one_or_none()
+    if row is None:
         raise Unauthorized("This API key is unknown or has been revoked.")
-    return Principal(
+    principal = Principal(
         kind=row.kind,
         key_id=row.id,
         mode=row.mode,
         partner_id=row.partner_id,
         company_id=row.company_id,
     )
+    if cache is not None:
+        cache.put(key_hash, principal, generation)
+    return principal
 
 
 def create_key(
@@ -180,6 +196,7 @@ def revoke_key(session: Session, clock: Clock, principal: Principal | None, key_
         update(ApiKey).where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None)).values(revoked_at=clock.now())
     )
     session.refresh(key)
+    session.info[KEYS_CHANGED] = True  # this process forgets its keys at the commit
     return key
 
 
