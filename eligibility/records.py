@@ -12,9 +12,10 @@ reads by name in SQL (``checks -> 'duration_fits'``):
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
+
+from pydantic_core import to_json
 
 from escompte.eligibility.decision import CHECK_CODES, COMPANY_SCOPED, DEBTOR_SCOPED, Outcome
 from escompte.eligibility.facts import Facts
@@ -68,11 +69,8 @@ def values(
     }
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def _dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
+    return to_json(value).decode()
 
 
 def as_row(record: dict[str, Any]) -> tuple[Any, ...]:
@@ -81,7 +79,7 @@ def as_row(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class CopyEncoder:
-    """Encodes a batch's decisions for COPY: one ``json.dumps`` per column. Seller- and
+    """Encodes a batch's decisions for COPY: one ``to_json`` per column. Seller- and
     debtor-scoped checks and features are the same objects across a batch
     (``decision.evaluate``'s memo keeps them alive, so their ids stay theirs): their
     stored form is built once."""

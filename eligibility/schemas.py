@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
+from pydantic_core import to_json
 
 from escompte.companies.schemas import Siren
 from escompte.eligibility import messages, records
@@ -159,7 +159,7 @@ def cached_decision_json(decision_id: str, lang: Lang) -> bytes | None:
 
 def decision_json(d: EligibilityDecision, lang: Lang = "en") -> bytes:
     """The decision as the API shows it, JSON-encoded (and kept for next time)."""
-    body = json.dumps(decision_dict(d, lang), ensure_ascii=False, separators=(",", ":")).encode()
+    body = to_json(decision_dict(d, lang))
     with _rendered_lock:
         _rendered[(d.id, lang)] = body
         while len(_rendered) > _RENDERED_MAX:
@@ -234,7 +234,7 @@ def batch_json(items: list[tuple[DecisionSummary, bool]], has_more: bool) -> byt
         "reused": reused_count,
         "eligible": sum(1 for s, _ in items if s.eligible),
     }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return to_json(body)
 
 
 class PolicyIn(InputModel):
