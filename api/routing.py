@@ -31,7 +31,7 @@ from escompte.db.engine import max_connections
 from escompte.errors import DomainError, FieldError, PayloadTooLarge, ValidationFailed
 
 
-def idempotency_key_header(
+async def idempotency_key_header(  # async: a sync dependency costs a thread hop
     idempotency_key: Annotated[
         str | None,
         Header(

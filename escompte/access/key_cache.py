@@ -134,6 +134,8 @@ class KeyCache:
                             pinged = time.monotonic()
             except Exception as exc:  # any failure: no cache until listening again
                 self._go_dark()
+                if stop.is_set():
+                    break
                 failures += 1
                 if failures == 1:
                     log.warning("api key cache off: cannot listen for key changes", error=str(exc)[:300])
