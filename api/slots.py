@@ -1,6 +1,7 @@
 """How many requests an API process runs at once.
 
-Each API process serves its /v1 requests through ``ESCOMPTE_API_CONCURRENCY`` slots. A
+Each API process serves its /v1 requests through ``ESCOMPTE_API_CONCURRENCY`` slots (by
+default 1 when PostgreSQL runs on the same machine, 2 when it runs elsewhere). A
 request takes a slot before it runs (before its thread, its connection, its first
 query) and gives it back when its transaction has ended; the others wait in the event
 loop, first come first served, holding nothing.
@@ -27,6 +28,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import Gauge, Histogram
+from sqlalchemy import URL
 
 from escompte import concurrency
 
@@ -105,10 +107,27 @@ class Slots:
             held.release()
 
 
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def request_slots(configured: int | None, database_url: URL) -> int:
+    """``ESCOMPTE_API_CONCURRENCY``, else by where PostgreSQL runs. A request's time is
+    Python holding the GIL plus waits on PostgreSQL. With PostgreSQL on this machine its
+    work takes the same cores, so one request at a time per process keeps them busy and
+    a second only shares the GIL (measured, ADR-016). With PostgreSQL elsewhere, a second
+    request runs while the first waits on the network."""
+    if configured is not None:
+        return configured
+    host = database_url.host or database_url.query.get("host") or ""
+    if not isinstance(host, str):  # ?host=a&host=b: several servers
+        return 2
+    return 1 if host == "" or host.startswith("/") or host in LOCAL_HOSTS else 2
+
+
 def slots_of(app: FastAPI) -> Slots:
     """This process's slots (made on first use, in the loop that serves the app)."""
     slots: Slots | None = getattr(app.state, "slots", None)
     if slots is None or slots.loop is not asyncio.get_running_loop():
-        slots = Slots(app.state.settings.api_concurrency)
+        slots = Slots(request_slots(app.state.settings.api_concurrency, app.state.engine.url))
         app.state.slots = slots
     return slots

@@ -24,8 +24,10 @@ class Settings(BaseSettings):
     # An API request waiting longer than this for a lock gives up with a 503 (0: waits
     # for ever). Workers and commands are not bound by it.
     db_lock_timeout_ms: int = Field(default=10_000, ge=0, le=600_000)
-    # /v1 requests an API process runs at once; the others wait their turn (api/slots.py)
-    api_concurrency: int = Field(default=4, ge=1, le=200)
+    # /v1 requests an API process runs at once; the others wait their turn (api/slots.py).
+    # Unset: 1 when PostgreSQL runs on this machine (embedded, a local address or a
+    # socket), as its work then takes the same cores; 2 when it runs elsewhere.
+    api_concurrency: int | None = Field(default=None, ge=1, le=200)
     # Seconds an API process may reuse an authenticated key without reading it again; a
     # change to any key reaches every process at its commit (escompte/access/key_cache.py).
     # 0: read the key on every request.

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, make_url
 
 from escompte import concurrency
 from escompte.api import slots as slots_module
@@ -193,3 +193,18 @@ def test_a_request_that_waits_too_long_for_a_slot_gets_a_503_and_nothing_is_done
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["type"] == "urn:escompte:problem:server_busy"
+
+
+@pytest.mark.parametrize(
+    ("url", "configured", "expected"),
+    [
+        ("postgresql+psycopg://u@/db?host=/var/run/postgresql", None, 1),  # a socket: this machine
+        ("postgresql+psycopg://u@127.0.0.1:5432/db", None, 1),
+        ("postgresql+psycopg://u@localhost/db", None, 1),
+        ("postgresql+psycopg://u@db.internal:5432/db", None, 2),
+        ("postgresql+psycopg://u@/db?host=db.internal", None, 2),
+        ("postgresql+psycopg://u@db.internal/db", 6, 6),  # ESCOMPTE_API_CONCURRENCY wins
+    ],
+)
+def test_slots_by_where_postgresql_runs(url: str, configured: int | None, expected: int) -> None:
+    assert slots_module.request_slots(configured, make_url(url)) == expected
