@@ -52,22 +52,15 @@ def save_snapshot(
 # --- decisions ---------------------------------------------------------------------------
 
 
-def hot_path_settings(session: Session) -> None:
-    """For the rest of this transaction (one round trip):
-
-    - plan the facts statement once per connection and reuse the plan: planning it costs
-      more than running it, and its plan does not depend on which invoice is asked;
-    - do not wait for the commit to reach the disk: a decision is derived data, made
-      again identically from the same inputs. A crash may lose the decisions of the last
-      fraction of a second (``wal_writer_delay``); the next call makes them again."""
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.execute("SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL synchronous_commit = off")
-
-
 def insert_decision(session: Session, row: Sequence[Any]) -> None:
     """One decision (in ``DECISION_COLUMNS`` order, JSON as text), straight through the
-    driver as a prepared statement: the hot path's only write."""
+    driver as a prepared statement: the hot path's only write.
+
+    The same statement turns ``synchronous_commit`` off for the rest of its transaction:
+    a decision is derived data, made again identically from the same inputs, so its
+    commit need not wait for the disk. A crash may lose the decisions of the last
+    fraction of a second (``wal_writer_delay``); the next call makes them again. A
+    transaction that also writes what must last (a quote, an advance) turns it back on."""
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
         cur.execute(_INSERT_SQL, row, prepare=True)
@@ -105,9 +98,9 @@ DECISION_COLUMNS = (
 )
 _JSON_COLUMNS = frozenset({"checks", "features", "counterfactuals"})
 _INSERT_SQL = (  # built from the constant column names above, values bound
-    f"INSERT INTO eligibility_decisions ({', '.join(DECISION_COLUMNS)}) VALUES ("  # noqa: S608
+    f"INSERT INTO eligibility_decisions ({', '.join(DECISION_COLUMNS)}) SELECT "  # noqa: S608
     + ", ".join("%s::jsonb" if c in _JSON_COLUMNS else "%s" for c in DECISION_COLUMNS)
-    + ")"
+    + " FROM set_config('synchronous_commit', 'off', true)"
 )
 # JSON columns travel as JSON text (the server parses it into jsonb)
 _COPY_TYPES = (

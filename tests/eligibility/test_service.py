@@ -7,7 +7,7 @@ import importlib.util
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session
 
 from escompte.clock import FrozenClock
@@ -387,3 +387,26 @@ class TestPolicyVersions:
         assert d is not None and d.policy_version == 1 and d.eligible
         assert service.current_policy(session, clock).settings == PolicySettings().model_dump(mode="json")
         assert decide(session, clock, inv).decision_id == d.id
+
+
+class TestDurability:
+    """A new decision's transaction does not wait for the disk at commit (derived data);
+    one that only reads a stored decision leaves the setting alone."""
+
+    def test_only_a_transaction_that_writes_a_decision_commits_asynchronously(
+        self, committed_engine: Engine, clock: FrozenClock
+    ) -> None:
+        def setting(s: Session) -> str:
+            return str(s.execute(text("SHOW synchronous_commit")).scalar_one())
+
+        with Session(committed_engine, expire_on_commit=False) as s:
+            seller = b.healthy_seller(s, clock)
+            inv = new_invoice(s, clock, seller)
+            s.commit()
+        with Session(committed_engine) as s:
+            assert not decide(s, clock, inv).reused
+            assert setting(s) == "off"
+            s.commit()
+        with Session(committed_engine) as s:
+            assert decide(s, clock, inv).reused
+            assert setting(s) == "on"
