@@ -52,6 +52,17 @@ def save_snapshot(
 # --- decisions ---------------------------------------------------------------------------
 
 
+def generic_plans(session: Session) -> None:
+    """For the rest of this transaction, run prepared statements on their generic plan.
+    The facts statement's plan does not depend on which invoice is asked, and planning
+    it costs more than running it; left to choose, PostgreSQL kept planning it for each
+    call under load (measured over HTTP, 2 processes, 32 clients: 451 unchanged decisions
+    a second instead of 1,151)."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+
+
 def insert_decision(session: Session, row: Sequence[Any]) -> None:
     """One decision (in ``DECISION_COLUMNS`` order, JSON as text), straight through the
     driver as a prepared statement: the hot path's only write.

@@ -136,6 +136,7 @@ def decide(session: Session, clock: Clock, principal: Principal, invoice_id: str
     """The decision on one invoice: the latest one if nothing it read has changed since,
     else a new one, persisted."""
     today = clock.today()
+    repository.generic_plans(session)
     parts = queries.read_one(session, principal, invoice_id)
     if parts is not None and parts.invoices[0]["policy_version"] is None:
         ensure_policy(session, clock)  # no policy at all yet: store the defaults, read again
