@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -65,14 +66,10 @@ class HeldSlot:
     def release(self) -> None:  # in the loop
         if self.holding:
             self.holding = False
-            self._slots.free.release()
+            self._slots.release()
 
     async def _take(self) -> None:
-        try:
-            await asyncio.wait_for(self._slots.free.acquire(), TAKE_BACK_WAIT_S)
-        except TimeoutError:
-            return
-        self.holding = True
+        self.holding = await self._slots.acquire(returning=True, timeout=TAKE_BACK_WAIT_S)
 
     def lend(self) -> None:
         self._slots.loop.call_soon_threadsafe(self.release)
@@ -82,20 +79,64 @@ class HeldSlot:
 
 
 class Slots:
-    """The slots of one event loop (an API process has one)."""
+    """The slots of one event loop (an API process has one).
+
+    A freed slot goes to a request coming back from a wait elsewhere before any request
+    that has not started: the one coming back holds a transaction, perhaps locks others
+    wait on, and a connection, and it is nearer its end. Among each kind, first come
+    first served. (With one slot and a queue of new requests, a plain FIFO made every
+    acceptance coming back from Stripe wait behind the whole queue, holding its locks.)"""
 
     def __init__(self, size: int) -> None:
-        self.free = asyncio.Semaphore(size)
+        self.size = size
+        self.busy = 0
+        self._returning: deque[asyncio.Future[None]] = deque()
+        self._arriving: deque[asyncio.Future[None]] = deque()
         self.loop = asyncio.get_running_loop()
+
+    @property
+    def all_free(self) -> bool:
+        return self.busy == 0
+
+    async def acquire(self, *, returning: bool, timeout: float) -> bool:
+        """Wait for a slot, at most ``timeout`` seconds (False: none came)."""
+        ahead = self._returning if returning else (self._returning or self._arriving)
+        if self.busy < self.size and not ahead:
+            self.busy += 1
+            return True
+        granted: asyncio.Future[None] = self.loop.create_future()
+        queue = self._returning if returning else self._arriving
+        queue.append(granted)
+        try:
+            await asyncio.wait_for(asyncio.shield(granted), timeout)
+            return True
+        except TimeoutError:
+            if granted.done():  # handed over as the wait ended
+                return True
+            queue.remove(granted)
+            return False
+        except asyncio.CancelledError:
+            if granted.done():
+                self.release()  # handed over to a request that is gone
+            else:
+                queue.remove(granted)
+            raise
+
+    def release(self) -> None:
+        """Hand the slot to the next waiter, or free it."""
+        for queue in (self._returning, self._arriving):
+            if queue:
+                queue.popleft().set_result(None)  # the slot changes hands: busy stays
+                return
+        self.busy -= 1
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         started = time.perf_counter()
         WAITING.inc()
         try:
-            await asyncio.wait_for(self.free.acquire(), QUEUE_TIMEOUT_S)
-        except TimeoutError:
-            raise NoSlot(f"no request slot free within {QUEUE_TIMEOUT_S:g} s") from None
+            if not await self.acquire(returning=False, timeout=QUEUE_TIMEOUT_S):
+                raise NoSlot(f"no request slot free within {QUEUE_TIMEOUT_S:g} s")
         finally:
             WAITING.dec()
             SLOT_WAIT.observe(time.perf_counter() - started)

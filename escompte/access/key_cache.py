@@ -87,8 +87,11 @@ class KeyCache:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._listen, name="escompte-key-cache", daemon=True)
+        # each listener its own event: one stopped and not yet gone never resumes
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._listen, args=(self._stop,), name="escompte-key-cache", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -110,8 +113,7 @@ class KeyCache:
             self._generation += 1
             self._entries.clear()
 
-    def _listen(self) -> None:
-        stop = self._stop
+    def _listen(self, stop: threading.Event) -> None:
         failures = 0
         while not stop.is_set():
             try:
@@ -119,9 +121,10 @@ class KeyCache:
                     conn.autocommit = True
                     conn.execute(f"LISTEN {CHANNEL}")
                     with self._lock:
-                        self._generation += 1  # anything stored before is from the dark
-                        self._entries.clear()
-                        self._live = not stop.is_set()
+                        if not stop.is_set():
+                            self._generation += 1  # anything stored before is from the dark
+                            self._entries.clear()
+                            self._live = True
                     if failures:
                         log.warning("api key cache listening again", after_failures=failures)
                     failures = 0
@@ -133,11 +136,10 @@ class KeyCache:
                             conn.execute("SELECT 1")
                             pinged = time.monotonic()
             except Exception as exc:  # any failure: no cache until listening again
-                self._go_dark()
                 if stop.is_set():
-                    break
+                    break  # stopped (``stop`` went dark already); a newer listener may be live
+                self._go_dark()
                 failures += 1
                 if failures == 1:
                     log.warning("api key cache off: cannot listen for key changes", error=str(exc)[:300])
                 stop.wait(min(RETRY_AFTER_S * failures, 30.0))
-        self._go_dark()

@@ -168,3 +168,14 @@ class TestAcrossProcesses:
         with key_reads(committed_engine) as reads:
             assert one.get("/v1/companies", headers=f.auth(secret)).status_code == 200
         assert len(reads) == 1  # forgotten while dark, read again
+
+
+def test_a_listener_started_again_after_a_stop_is_the_only_one_and_stays_live(
+    app: FastAPI, client: TestClient
+) -> None:
+    cache = live(app)
+    cache.stop()
+    cache.start()  # as a second lifespan of the same app would
+    assert cache.wait_live(5)
+    time.sleep(0.6)  # the first listener has seen its stop by now (it polls every 0.25 s)
+    assert cache.live  # the first one, gone, did not turn the cache off on its way out

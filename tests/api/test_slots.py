@@ -140,7 +140,7 @@ def test_a_lent_slot_is_taken_back_when_it_frees_and_not_waited_for_long() -> No
                 return held.holding, waited
 
         (holding, waited), _ = await asyncio.gather(calling_out(), other())
-        return holding, waited, not slots.free.locked()
+        return holding, waited, slots.all_free
 
     holding, waited, all_free = asyncio.run(scenario(0.05))
     assert holding and 0.03 <= waited < TAKE_BACK_WAIT_S and all_free
@@ -208,3 +208,45 @@ def test_a_request_that_waits_too_long_for_a_slot_gets_a_503_and_nothing_is_done
 )
 def test_slots_by_where_postgresql_runs(url: str, configured: int | None, expected: int) -> None:
     assert slots_module.request_slots(configured, make_url(url)) == expected
+
+
+def test_a_request_coming_back_from_elsewhere_gets_the_next_slot_before_new_ones() -> None:
+    """It holds a transaction and maybe locks: it goes before requests not started yet."""
+
+    async def scenario() -> list[str]:
+        slots = Slots(1)
+        order: list[str] = []
+        assert await slots.acquire(returning=False, timeout=1)  # a request runs
+
+        async def take(name: str, returning: bool) -> None:
+            assert await slots.acquire(returning=returning, timeout=1)
+            order.append(name)
+            await asyncio.sleep(0.01)
+            slots.release()
+
+        new = [asyncio.create_task(take(f"new {i}", False)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        back = asyncio.create_task(take("back from Stripe", True))
+        await asyncio.sleep(0.01)
+        slots.release()
+        await asyncio.gather(*new, back)
+        assert slots.all_free
+        return order
+
+    assert asyncio.run(scenario()) == ["back from Stripe", "new 0", "new 1", "new 2"]
+
+
+def test_a_request_that_gave_up_waiting_does_not_keep_a_free_slot_from_others() -> None:
+    async def scenario() -> bool:
+        slots = Slots(1)
+        assert await slots.acquire(returning=False, timeout=1)
+        assert not await slots.acquire(returning=False, timeout=0.01)  # gave up
+        waiter = asyncio.create_task(slots.acquire(returning=False, timeout=1))
+        await asyncio.sleep(0)
+        waiter.cancel()  # the client went away
+        await asyncio.gather(waiter, return_exceptions=True)
+        slots.release()
+        assert slots.all_free
+        return await slots.acquire(returning=False, timeout=0.01)
+
+    assert asyncio.run(scenario())
