@@ -9,6 +9,7 @@ webhook finishes the job with the same keys. Services flush; the caller commits.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -97,6 +98,35 @@ def current_grid(session: Session, clock: Clock) -> PricingGrid:
 
 def grid_settings(grid: PricingGrid) -> pricing.GridSettings:
     return pricing.GridSettings.model_validate(grid.settings)
+
+
+# A grid version never changes once written: each process keeps the settings it parsed,
+# by version and the digest of the stored settings (a version number reused after a
+# rollback is not mistaken for the one it replaced).
+_grids: dict[tuple[int, str], pricing.GridSettings] = {}
+_grids_lock = threading.Lock()
+_LATEST_GRID = "SELECT version, md5(settings::text) FROM pricing_grids ORDER BY version DESC LIMIT 1"
+
+
+def current_grid_settings(session: Session, clock: Clock) -> tuple[int, pricing.GridSettings]:
+    """The version in force and its settings, parsed once per process: a quote reads one
+    row's version and digest."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(_LATEST_GRID, prepare=True)
+        latest = cur.fetchone()
+    if latest is not None:
+        cached = _grids.get((latest[0], latest[1]))
+        if cached is not None:
+            return latest[0], cached
+    grid = current_grid(session, clock)
+    settings = grid_settings(grid)
+    if latest is not None and latest[0] == grid.version:
+        with _grids_lock:
+            if len(_grids) > 1_000:
+                _grids.clear()
+            _grids[(latest[0], latest[1])] = settings
+    return grid.version, settings
 
 
 def create_grid(
@@ -233,8 +263,7 @@ def create_quote(
         )
     if errors:
         raise ValidationFailed("The quote asks for more than the eligibility decision allows.", errors)
-    grid = current_grid(session, clock)
-    settings = grid_settings(grid)
+    grid_version, settings = current_grid_settings(session, clock)
     price = pricing.price(settings, decision.risk_grade, amount, duration_days, clock.today())
     now = clock.now()
     quote = Quote(
@@ -242,7 +271,7 @@ def create_quote(
         company_id=decision.company_id,
         invoice_id=invoice_id,
         decision_id=decision.id,
-        grid_version=grid.version,
+        grid_version=grid_version,
         risk_grade=decision.risk_grade,
         amount_cents=amount,
         currency=decision.currency,

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from escompte.financing import ledger, pricing, tasks
-from escompte.models import Advance, FinancedFingerprint, LedgerTransaction
+from escompte.models import Advance, FinancedFingerprint, Invoice, LedgerTransaction
+from tests import factories as f
 from tests.financing.conftest import Env, Seller, advance, days, finance, quote, seller, set_up_payments
 from tests.live import Server
 
@@ -496,3 +497,23 @@ def test_a_request_waiting_on_stripe_lends_its_slot_to_the_next_one(env: Env) ->
             assert accepting.result().status_code == 201
     finally:
         one_slot.stop()
+
+
+def test_a_new_pricing_grid_prices_the_next_quote_without_a_restart(env: Env) -> None:
+    """Each API process keeps the grid versions it parsed: a new version is still read."""
+    who = seller(env, invoices=2)
+    first = quote(env, who, days=30)
+    doubled = {grade: str(2 * Decimal(rate)) for grade, rate in pricing.GridSettings().daily_rates.items()}
+    r = env.http.post(
+        "/v1/pricing/grid",
+        headers=f.auth(who.admin_key),
+        json={"settings": {"daily_rates": doubled}, "note": "rates doubled"},
+    )
+    assert r.status_code == 201, r.text
+    with env.session() as s:
+        second_invoice = s.execute(
+            select(Invoice.id).where(Invoice.company_id == who.company_id, Invoice.id != who.invoice_id)
+        ).scalar_one()
+    second = quote(env, who, invoice_id=second_invoice, days=30)
+    assert second["grid_version"] == first["grid_version"] + 1
+    assert Decimal(second["daily_rate"]) == 2 * Decimal(first["daily_rate"])

@@ -163,15 +163,21 @@ def test_an_account_created_by_a_concurrent_posting_is_found_after_it_commits(
                 return _post(s, clock, company_id, amount=500)
 
         waiting = pool.submit(second)
-        deadline = time.monotonic() + 10
-        with committed_engine.connect() as watch:  # until the second waits on the first
-            while not watch.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            ).scalar():
-                assert time.monotonic() < deadline, "the second posting never waited"
-                time.sleep(0.01)
-        first.commit()
-        first.close()
+        try:
+            deadline = time.monotonic() + 30
+            # autocommit: within one transaction pg_stat_activity shows the same snapshot
+            with committed_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
+                while not watch.execute(  # until the second waits on the first
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                ).scalar():
+                    assert time.monotonic() < deadline, "the second posting never waited"
+                    time.sleep(0.01)
+            first.commit()
+        finally:
+            first.close()  # rolls back if the wait was never seen, so the second can end
         txn = waiting.result(timeout=10)
     with factory() as s:
         assert ledger.trial_balance(s) == {"EUR": 0}
