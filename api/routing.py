@@ -27,6 +27,7 @@ from escompte.api import idempotency
 from escompte.api.deps import resolve_deferred, resolve_principal
 from escompte.api.problems import problem_responses
 from escompte.api.slots import slots_of
+from escompte.concurrency import ASYNC_COMMIT, waiting_elsewhere
 from escompte.db.engine import max_connections
 from escompte.errors import DomainError, FieldError, PayloadTooLarge, ValidationFailed
 
@@ -237,7 +238,11 @@ def _end(request: Request, response: Response | None, record_id: int | None) -> 
             return
         if record_id is not None:
             idempotency.complete(session, record_id, response)
-        session.commit()
+        if request.method == "GET" or session.info.get(ASYNC_COMMIT):
+            session.commit()
+        else:
+            with waiting_elsewhere():  # the commit of a write waits on the disk
+                session.commit()
         if session.info.get(KEYS_CHANGED):
             # this process at once; the others when the commit's notification reaches them
             cache = getattr(request.app.state, "key_cache", None)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
+from escompte.concurrency import ASYNC_COMMIT
 from escompte.errors import invariant
 from escompte.models import (
     CompanySnapshot,
@@ -75,6 +76,7 @@ def insert_decision(session: Session, row: Sequence[Any]) -> None:
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
         cur.execute(_INSERT_SQL, row, prepare=True)
+    session.info[ASYNC_COMMIT] = True
 
 
 def get_decision(session: Session, principal: Principal, decision_id: str) -> EligibilityDecision | None:

@@ -44,3 +44,9 @@ def waiting_elsewhere() -> Iterator[None]:
         yield
     finally:
         slot.take_back()
+
+
+# In a session's ``info``: this transaction's commit need not wait for the disk
+# (``synchronous_commit`` off, as for eligibility decisions). Any other commit that wrote
+# waits on the disk, which is waiting elsewhere too.
+ASYNC_COMMIT = "escompte_async_commit"

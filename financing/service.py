@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
 from escompte.clock import Clock
+from escompte.concurrency import ASYNC_COMMIT
 from escompte.connectors.xml import XmlError
 from escompte.eligibility import service as eligibility
 from escompte.eligibility.facts import invoice_fingerprint
@@ -216,6 +217,7 @@ def _decision(session: Session, clock: Clock, principal: Principal, invoice_id: 
     # data, made again after a crash). A quote or an advance is not: this transaction's
     # commit must reach the disk before the client (or Stripe) hears of it.
     session.execute(text("SET LOCAL synchronous_commit = on"))
+    session.info[ASYNC_COMMIT] = False
     return decision
 
 

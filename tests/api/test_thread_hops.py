@@ -50,3 +50,34 @@ def test_a_decision_takes_one_hop(client: TestClient, world: World, hops: list[s
     r = client.post(f"/v1/invoices/{world.a.invoice.id}/eligibility", headers=world.a.headers)
     assert r.status_code == 200, r.text
     assert hops == ["EscompteRoute._serve"]
+
+
+@pytest.fixture
+def commits_lending(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The requests whose commit lent the request's slot (a commit that waits on the disk)."""
+    from contextlib import contextmanager
+
+    from escompte.api import routing
+
+    lent: list[str] = []
+
+    @contextmanager
+    def counting() -> Iterator[None]:
+        lent.append("commit")
+        yield
+
+    monkeypatch.setattr(routing, "waiting_elsewhere", counting)
+    return lent
+
+
+def test_the_commit_of_a_durable_write_lends_the_slot(
+    client: TestClient, world: World, commits_lending: list[str]
+) -> None:
+    assert client.get(f"/v1/invoices/{world.a.invoice.id}", headers=world.a.headers).status_code == 200
+    assert commits_lending == []  # a read's commit writes nothing
+    decided = client.post(f"/v1/invoices/{world.a.invoice.id}/eligibility", headers=world.a.headers)
+    assert decided.status_code == 200
+    assert commits_lending == []  # a decision commits without waiting for the disk
+    body = {"siren": f.siren(), "legal_name": "Zeta SAS", "company": world.a.company.id}
+    assert client.post("/v1/debtors", json=body, headers=world.a.headers).status_code == 201
+    assert commits_lending == ["commit"]
