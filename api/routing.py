@@ -18,6 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -225,6 +226,16 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
+# In a session's ``info``: the unit of work wrote rows (its commit waits on the disk).
+WROTE = "escompte_wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_writes(session: Session, _context: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.info[WROTE] = True
+
+
 def _end(request: Request, response: Response | None, record_id: int | None) -> None:
     """End the request's transaction, once: commit a success (with the response to
     replay for its Idempotency-Key), roll back anything else, close the session."""
@@ -238,11 +249,11 @@ def _end(request: Request, response: Response | None, record_id: int | None) -> 
             return
         if record_id is not None:
             idempotency.complete(session, record_id, response)
-        if request.method == "GET" or session.info.get(ASYNC_COMMIT):
-            session.commit()
-        else:
+        if session.info.get(WROTE) and not session.info.get(ASYNC_COMMIT):
             with waiting_elsewhere():  # the commit of a write waits on the disk
                 session.commit()
+        else:
+            session.commit()
         if session.info.get(KEYS_CHANGED):
             # this process at once; the others when the commit's notification reaches them
             cache = getattr(request.app.state, "key_cache", None)

@@ -78,6 +78,9 @@ def test_the_commit_of_a_durable_write_lends_the_slot(
     decided = client.post(f"/v1/invoices/{world.a.invoice.id}/eligibility", headers=world.a.headers)
     assert decided.status_code == 200
     assert commits_lending == []  # a decision commits without waiting for the disk
+    again = client.post(f"/v1/invoices/{world.a.invoice.id}/eligibility", headers=world.a.headers)
+    assert again.headers["Eligibility-Cache"] == "hit"
+    assert commits_lending == []  # a POST that wrote nothing does not lend either
     body = {"siren": f.siren(), "legal_name": "Zeta SAS", "company": world.a.company.id}
     assert client.post("/v1/debtors", json=body, headers=world.a.headers).status_code == 201
     assert commits_lending == ["commit"]
