@@ -18,7 +18,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -28,7 +27,7 @@ from escompte.api import idempotency
 from escompte.api.deps import resolve_deferred, resolve_principal
 from escompte.api.problems import problem_responses
 from escompte.api.slots import slots_of
-from escompte.concurrency import ASYNC_COMMIT, waiting_elsewhere
+from escompte.concurrency import ASYNC_COMMIT, WROTE, waiting_elsewhere
 from escompte.db.engine import max_connections
 from escompte.errors import DomainError, FieldError, PayloadTooLarge, ValidationFailed
 
@@ -224,16 +223,6 @@ def _query_names(dependant: Dependant) -> set[str]:
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return names
-
-
-# In a session's ``info``: the unit of work wrote rows (its commit waits on the disk).
-WROTE = "escompte_wrote"
-
-
-@event.listens_for(Session, "after_flush")
-def _note_writes(session: Session, _context: object) -> None:
-    if session.new or session.dirty or session.deleted:
-        session.info[WROTE] = True
 
 
 def _end(request: Request, response: Response | None, record_id: int | None) -> None:

@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
 
 class Slot(Protocol):
     def lend(self) -> None:
@@ -46,7 +49,15 @@ def waiting_elsewhere() -> Iterator[None]:
         slot.take_back()
 
 
-# In a session's ``info``: this transaction's commit need not wait for the disk
-# (``synchronous_commit`` off, as for eligibility decisions). Any other commit that wrote
-# waits on the disk, which is waiting elsewhere too.
+# In a session's ``info``, what its commit will wait on. WROTE: the unit of work wrote
+# rows, so the commit waits for the disk, which is waiting elsewhere too (the API lends
+# the request's slot for it). ASYNC_COMMIT: it need not wait (``synchronous_commit``
+# off, as for eligibility decisions).
+WROTE = "escompte_wrote"
 ASYNC_COMMIT = "escompte_async_commit"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_writes(session: Session, _context: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.info[WROTE] = True
