@@ -122,6 +122,54 @@ def test_database_refuses_a_transaction_without_postings(session: Session, clock
         session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
 
 
+def test_database_refuses_a_posting_added_to_a_committed_transaction(
+    committed_engine: Engine, clock: FrozenClock
+) -> None:
+    """A transaction's own trigger checks it at the commit that writes it; a posting added
+    later, by another database transaction, is checked by the posting's trigger."""
+    factory = make_session_factory(committed_engine)
+    with factory() as s, s.begin():
+        company_id = f.company(s, clock).id
+        txn = _post(s, clock, company_id)
+    with factory() as s:
+        account = s.execute(text("SELECT id FROM ledger_accounts WHERE code = 'cash_stripe'")).scalar()
+        s.execute(
+            text(
+                "INSERT INTO ledger_postings (transaction_id, account_id, amount_cents, currency) "
+                "VALUES (:t, :a, 1, 'EUR')"
+            ),
+            {"t": txn, "a": account},
+        )
+        with pytest.raises(DBAPIError, match=f"ledger transaction {txn} does not balance"):
+            s.commit()
+    with factory() as s:
+        assert ledger.trial_balance(s) == {"EUR": 0}
+
+
+def test_database_refuses_postings_in_another_currency_than_their_account(
+    session: Session, clock: FrozenClock
+) -> None:
+    company = f.company(session, clock)
+    txn = _post(session, clock, company.id)
+    session.execute(
+        text(
+            "INSERT INTO ledger_transactions (id, kind, memo, effective_date, created_at) "
+            "VALUES ('ltx_0000000000000000000000000B', 'test', 'dollars', :d, :n)"
+        ),
+        {"d": clock.today(), "n": clock.now()},
+    )
+    session.execute(
+        text(
+            "INSERT INTO ledger_postings (transaction_id, account_id, amount_cents, currency) "
+            "SELECT 'ltx_0000000000000000000000000B', account_id, -amount_cents, 'USD' "
+            "FROM ledger_postings WHERE transaction_id = :t"
+        ),
+        {"t": txn},
+    )
+    with pytest.raises(DBAPIError, match="posts to an account in another currency"):
+        session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+
+
 @pytest.mark.parametrize(
     "statement",
     [
