@@ -460,6 +460,14 @@ def accept(
             updated_at=now,
         )
     )
+    # written with the advance, in the same flush (a refused flush rolls it back too)
+    states.record(
+        session,
+        "advance.accepted",
+        advance,
+        now,
+        {"quote": quote.id, "decision": decision.id, "principal": advance.principal_cents},
+    )
     try:
         # the two unique indexes (one live advance per invoice, one live fingerprint
         # platform-wide) refuse the loser of a race; its transaction is then spoiled and
@@ -469,13 +477,6 @@ def accept(
         raise AlreadyFinanced(
             f"Invoice {invoice_id} is already financed (a concurrent acceptance won)."
         ) from None
-    states.record(
-        session,
-        "advance.accepted",
-        advance,
-        now,
-        {"quote": quote.id, "decision": decision.id, "principal": advance.principal_cents},
-    )
     return advance
 
 
@@ -603,20 +604,21 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
         transfer.external_id = result.id
         transfer.status = OperationStatus.SUCCEEDED
         transfer.updated_at = now
-        ledger.post(
-            session,
-            kind="disbursement",
-            memo=f"Advance {advance.id}: transfer to the SME's account",
-            lines=[
-                debit("principal_receivable", advance.principal_cents, advance.company_id),
-                credit("cash_stripe", advance.principal_cents),
-            ],
-            on=today,
-            now=now,
-            advance_id=advance.id,
-            company_id=advance.company_id,
-            external_ref=result.id,
-        )
+        with session.no_autoflush:  # the operations are written together, at the end
+            ledger.post(
+                session,
+                kind="disbursement",
+                memo=f"Advance {advance.id}: transfer to the SME's account",
+                lines=[
+                    debit("principal_receivable", advance.principal_cents, advance.company_id),
+                    credit("cash_stripe", advance.principal_cents),
+                ],
+                on=today,
+                now=now,
+                advance_id=advance.id,
+                company_id=advance.company_id,
+                external_ref=result.id,
+            )
     payout = _operation(
         session,
         advance,
