@@ -22,6 +22,7 @@ waiting on them; past that wait it goes on without a slot rather than stall them
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -63,19 +64,34 @@ class HeldSlot:
         self._slots = slots
         self.holding = True
 
-    def release(self) -> None:  # in the loop
+    def release(self) -> None:
         if self.holding:
             self.holding = False
             self._slots.release()
 
-    async def _take(self) -> None:
-        self.holding = await self._slots.acquire(returning=True, timeout=TAKE_BACK_WAIT_S)
+    def lend(self) -> None:  # from the request's thread
+        self.release()
 
-    def lend(self) -> None:
-        self._slots.loop.call_soon_threadsafe(self.release)
+    def take_back(self) -> None:  # from the request's thread
+        self.holding = self._slots.take(TAKE_BACK_WAIT_S)
 
-    def take_back(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._take(), self._slots.loop).result()
+
+class _Waiter:
+    """A request waiting for a slot: in the event loop (a future) or in its thread (an
+    event). ``granted`` is set, under the lock, when a slot is handed to it: the wake-up
+    may come later than a timeout, and the slot is its own all the same."""
+
+    __slots__ = ("event", "future", "granted")
+
+    def __init__(self, future: asyncio.Future[None] | None = None) -> None:
+        self.future = future
+        self.event = threading.Event() if future is None else None
+        self.granted = False
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Slots:
@@ -85,50 +101,97 @@ class Slots:
     that has not started: the one coming back holds a transaction, perhaps locks others
     wait on, and a connection, and it is nearer its end. Among each kind, first come
     first served. (With one slot and a queue of new requests, a plain FIFO made every
-    acceptance coming back from Stripe wait behind the whole queue, holding its locks.)"""
+    acceptance coming back from Stripe wait behind the whole queue, holding its locks.)
+
+    The count is kept under a lock, so that a request's thread lends its slot and takes
+    one back without a round trip through the event loop when a slot is free (two
+    hand-overs between threads per call to Stripe and per durable commit otherwise)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.busy = 0
-        self._returning: deque[asyncio.Future[None]] = deque()
-        self._arriving: deque[asyncio.Future[None]] = deque()
+        self._lock = threading.Lock()
+        self._returning: deque[_Waiter] = deque()
+        self._arriving: deque[_Waiter] = deque()
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
 
     @property
     def all_free(self) -> bool:
         return self.busy == 0
 
-    async def acquire(self, *, returning: bool, timeout: float) -> bool:
-        """Wait for a slot, at most ``timeout`` seconds (False: none came)."""
+    def _free_one(self, returning: bool) -> bool:
+        """Take a free slot if no one is ahead (under the lock)."""
         ahead = self._returning if returning else (self._returning or self._arriving)
         if self.busy < self.size and not ahead:
             self.busy += 1
             return True
-        granted: asyncio.Future[None] = self.loop.create_future()
+        return False
+
+    async def acquire(self, *, returning: bool, timeout: float) -> bool:
+        """Wait for a slot, at most ``timeout`` seconds (False: none came)."""
         queue = self._returning if returning else self._arriving
-        queue.append(granted)
+        with self._lock:
+            if self._free_one(returning):
+                return True
+            waiter = _Waiter(self.loop.create_future())
+            queue.append(waiter)
+        assert waiter.future is not None
         try:
-            await asyncio.wait_for(asyncio.shield(granted), timeout)
+            await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
             return True
         except TimeoutError:
-            if granted.done():  # handed over as the wait ended
-                return True
-            queue.remove(granted)
+            with self._lock:
+                if waiter.granted:  # handed over as the wait ended
+                    return True
+                queue.remove(waiter)
             return False
         except asyncio.CancelledError:
-            if granted.done():
+            with self._lock:
+                handed_over = waiter.granted
+                if not handed_over:
+                    queue.remove(waiter)
+            if handed_over:
                 self.release()  # handed over to a request that is gone
-            else:
-                queue.remove(granted)
             raise
 
+    def take(self, timeout: float) -> bool:
+        """From a request's thread, coming back from a wait elsewhere: a slot, waiting at
+        most ``timeout`` seconds (False: none came)."""
+        with self._lock:
+            if self._free_one(True):
+                return True
+            waiter = _Waiter()
+            self._returning.append(waiter)
+        assert waiter.event is not None
+        if waiter.event.wait(timeout):
+            return True
+        with self._lock:
+            if waiter.granted:
+                return True
+            self._returning.remove(waiter)
+        return False
+
     def release(self) -> None:
-        """Hand the slot to the next waiter, or free it."""
-        for queue in (self._returning, self._arriving):
-            if queue:
-                queue.popleft().set_result(None)  # the slot changes hands: busy stays
+        """Hand the slot to the next waiter, or free it (from any thread)."""
+        with self._lock:
+            for queue in (self._returning, self._arriving):
+                if queue:
+                    waiter = queue.popleft()
+                    waiter.granted = True  # the slot changes hands: busy stays
+                    break
+            else:
+                self.busy -= 1
                 return
-        self.busy -= 1
+        if waiter.event is not None:
+            waiter.event.set()
+            return
+        future = waiter.future
+        assert future is not None
+        if threading.get_ident() == self._loop_thread:
+            _wake(future)
+        else:
+            self.loop.call_soon_threadsafe(_wake, future)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -250,3 +250,55 @@ def test_a_request_that_gave_up_waiting_does_not_keep_a_free_slot_from_others() 
         return await slots.acquire(returning=False, timeout=0.01)
 
     assert asyncio.run(scenario())
+
+
+def test_slots_lent_and_taken_back_from_threads_are_never_lost_or_doubled() -> None:
+    """Threads lend and take back (the lock, no loop round trip when a slot is free)
+    while requests queue in the loop: at no time do more requests hold a slot than
+    there are slots, and every slot is free at the end."""
+
+    async def scenario() -> tuple[int, bool, int]:
+        slots = Slots(2)
+        holders = 0
+        most = 0
+        guard = threading.Lock()
+        served = 0
+
+        def enter() -> None:
+            nonlocal holders, most
+            with guard:
+                holders += 1
+                most = max(most, holders)
+
+        def leave() -> None:
+            nonlocal holders
+            with guard:
+                holders -= 1
+
+        def in_thread(held: HeldSlot) -> None:
+            for _ in range(5):
+                leave()
+                held.lend()
+                time.sleep(0.0005)  # waiting on another service
+                held.take_back()
+                if held.holding:
+                    enter()
+                else:  # went on without a slot; next time it has nothing to lend
+                    return
+
+        async def request() -> None:
+            nonlocal served
+            async with slots.slot():
+                held = concurrency._slot.get()
+                assert isinstance(held, HeldSlot)
+                enter()
+                await asyncio.to_thread(in_thread, held)
+                if held.holding:
+                    leave()
+                served += 1
+
+        await asyncio.gather(*(request() for _ in range(12)))
+        return most, slots.all_free, served
+
+    most, all_free, served = asyncio.run(scenario())
+    assert most <= 2 and all_free and served == 12
