@@ -88,8 +88,8 @@ def _finance_a_supplier(session: Session, clock: Clock, admin: Principal, settin
     quote = service.create_quote(
         session, clock, admin, invoice_id=row[0], amount_cents=None, duration_days=min(30, row[1])
     )
-    advance = service.accept(session, clock, admin, quote.id, supplier_iban=sample_iban(4242))
-    service.disburse(session, clock, None, advance.id)  # type: ignore[arg-type]
+    advance_id = service.accept(session, clock, admin, quote.id, supplier_iban=sample_iban(4242))
+    advance = service.disburse(session, clock, None, advance_id)  # type: ignore[arg-type]
     file = service.create_payment_file(session, clock, settings, admin)
     op = session.execute(select(PaymentOperation).where(PaymentOperation.file_id == file.id)).scalar_one()
     statement = camt053_xml(
@@ -193,9 +193,9 @@ def seed(
                 amount_cents=None,
                 duration_days=min(30, decision.max_duration_days),
             )
-            advance = service.accept(session, clock, admin, quote.id)
-            service.disburse(session, clock, rail, advance.id)
-            advances.append(advance.id)
+            advance_id = service.accept(session, clock, admin, quote.id)
+            service.disburse(session, clock, rail, advance_id)
+            advances.append(advance_id)
     unpaid = _finance_short(session, clock, admin, rail, advances)
     provider.settle_payouts()
     _events(session, clock, rail, provider)
@@ -268,9 +268,9 @@ def _finance_short(
     quote = service.create_quote(
         session, clock, admin, invoice_id=decision.invoice_id, amount_cents=None, duration_days=UNPAID_DAYS
     )
-    advance = service.accept(session, clock, admin, quote.id)
-    service.disburse(session, clock, rail, advance.id)
-    return advance.id
+    advance_id = service.accept(session, clock, admin, quote.id)
+    service.disburse(session, clock, rail, advance_id)
+    return advance_id
 
 
 def _bounce(session: Session, clock: Clock, rail: StripeRail, provider: Provider, advance_id: str) -> None:

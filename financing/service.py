@@ -12,13 +12,28 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from escompte.access.principal import Principal, visible_company_ids
 from escompte.clock import Clock
@@ -51,6 +66,7 @@ from escompte.models import (
     Company,
     Debtor,
     EligibilityDecision,
+    Event,
     FinancedFingerprint,
     Invoice,
     InvoiceKind,
@@ -365,13 +381,41 @@ def set_up_payments(
 # --- accepting ----------------------------------------------------------------------------
 
 
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _values(table: Table, prefix: str, names: tuple[str, ...]) -> dict[str, BindParameter[Any]]:
+    return {name: bindparam(prefix + name, type_=table.c[name].type) for name in names}
+
+
+@cache
+def _accept_statement(advance: tuple[str, ...], financed: tuple[str, ...], event: tuple[str, ...]) -> Update:
+    """Built once: the accepted advance, its financed fingerprint and its event (these
+    columns of each, parameters prefixed a_, f_ and e_), and the quote marked accepted."""
+    quotes = _table(Quote)
+    return (
+        update(quotes)
+        .where(quotes.c.id == bindparam("quote_id"))
+        .values(accepted_at=bindparam("q_accepted_at", type_=quotes.c.accepted_at.type))
+        .add_cte(insert(_table(Advance)).values(_values(_table(Advance), "a_", advance)).cte("new_advance"))
+        .add_cte(
+            insert(_table(FinancedFingerprint))
+            .values(_values(_table(FinancedFingerprint), "f_", financed))
+            .cte("new_fingerprint")
+        )
+        .add_cte(insert(_table(Event)).values(_values(_table(Event), "e_", event)).cte("accepted_event"))
+    )
+
+
 def accept(
     session: Session, clock: Clock, principal: Principal, quote_id: str, *, supplier_iban: str | None = None
-) -> Advance:
-    """Re-check eligibility and limits and create the advance (status accepted). The
-    caller commits before money moves (``disburse``), and rolls back on a refusal. A
-    supplier's invoice (payables) is paid to ``supplier_iban``, or to the IBAN its
-    e-invoice gave."""
+) -> str:
+    """Re-check eligibility and limits and create the advance (status accepted); returns
+    its id. The caller commits before money moves (``disburse``), and rolls back on a
+    refusal. A supplier's invoice (payables) is paid to ``supplier_iban``, or to the IBAN
+    its e-invoice gave."""
     quote = get_quote(session, principal, quote_id, lock=True)
     now = clock.now()
     if quote.accepted_at is not None:
@@ -420,64 +464,66 @@ def accept(
                 ],
             )
     fingerprint = invoice_fingerprint(str(siren), invoice.number, invoice.amount_cents, invoice.issue_date)
-    advance = Advance(
-        id=new_id("adv"),
-        company_id=quote.company_id,
-        invoice_id=quote.invoice_id,
-        quote_id=quote.id,
-        kind=AdvanceKind.PAYABLE if invoice.kind is InvoiceKind.PAYABLE else AdvanceKind.RECEIVABLE,
-        status=S.ACCEPTED,
-        principal_cents=quote.amount_cents,
-        currency=quote.currency,
-        risk_grade=quote.risk_grade,
-        grid_version=quote.grid_version,
-        daily_rate=quote.daily_rate,
-        late_daily_rate=quote.late_daily_rate,
-        min_days=quote.min_days,
-        duration_days=quote.duration_days,
-        start_date=clock.today(),
-        maturity_date=clock.today() + timedelta(days=quote.duration_days),
-        fingerprint=fingerprint,
-        payee_name=counterparty[:140] if payee_iban else None,
-        payee_iban=payee_iban,
-        created_at=now,
-        updated_at=now,
-        created_by_key_id=principal.key_id,
-    )
-    quote.accepted_at = now
-    invoice_id = quote.invoice_id  # for the refusal: a failed flush expires every object
-    session.add(advance)
-    session.add(
-        FinancedFingerprint(
-            fingerprint=fingerprint,
-            company_id=advance.company_id,
-            invoice_id=advance.invoice_id,
-            advance_id=advance.id,
-            debtor_siren=siren,
-            outstanding_cents=advance.principal_cents,
-            currency=advance.currency,
-            financed_at=now,
-            updated_at=now,
-        )
-    )
-    # written with the advance, in the same flush (a refused flush rolls it back too)
-    states.record(
-        session,
+    advance_id = new_id("adv")
+    advance = {
+        "id": advance_id,
+        "company_id": quote.company_id,
+        "invoice_id": quote.invoice_id,
+        "quote_id": quote.id,
+        "kind": AdvanceKind.PAYABLE if invoice.kind is InvoiceKind.PAYABLE else AdvanceKind.RECEIVABLE,
+        "status": S.ACCEPTED,
+        "principal_cents": quote.amount_cents,
+        "currency": quote.currency,
+        "risk_grade": quote.risk_grade,
+        "grid_version": quote.grid_version,
+        "daily_rate": quote.daily_rate,
+        "late_daily_rate": quote.late_daily_rate,
+        "min_days": quote.min_days,
+        "duration_days": quote.duration_days,
+        "start_date": clock.today(),
+        "maturity_date": clock.today() + timedelta(days=quote.duration_days),
+        "fingerprint": fingerprint,
+        "payee_name": counterparty[:140] if payee_iban else None,
+        "payee_iban": payee_iban,
+        "created_at": now,
+        "updated_at": now,
+        "created_by_key_id": principal.key_id,
+    }
+    financed = {
+        "fingerprint": fingerprint,
+        "company_id": quote.company_id,
+        "invoice_id": quote.invoice_id,
+        "advance_id": advance_id,
+        "debtor_siren": siren,
+        "outstanding_cents": quote.amount_cents,
+        "currency": quote.currency,
+        "financed_at": now,
+        "updated_at": now,
+    }
+    accepted = states.event_row(
         "advance.accepted",
-        advance,
+        quote.company_id,
+        advance_id,
         now,
-        {"quote": quote.id, "decision": decision.id, "principal": advance.principal_cents},
+        {"quote": quote.id, "decision": decision.id, "principal": quote.amount_cents},
     )
+    # One statement writes the advance, its financed fingerprint and its event and marks
+    # the quote accepted (a unit-of-work flush of the same rows cost three times as much).
+    params = {"quote_id": quote.id, "q_accepted_at": now}
+    for prefix, row in (("a_", advance), ("f_", financed), ("e_", accepted)):
+        params.update({prefix + name: value for name, value in row.items()})
+    invoice_id = quote.invoice_id  # for the refusal: a failed statement spoils the session
     try:
         # the two unique indexes (one live advance per invoice, one live fingerprint
         # platform-wide) refuse the loser of a race; its transaction is then spoiled and
         # rolled back with the refusal (no savepoint: two statements less per acceptance)
-        session.flush()
+        session.execute(_accept_statement(tuple(advance), tuple(financed), tuple(accepted)), params)
     except IntegrityError:
         raise AlreadyFinanced(
             f"Invoice {invoice_id} is already financed (a concurrent acceptance won)."
         ) from None
-    return advance
+    set_committed_value(quote, "accepted_at", now)
+    return advance_id
 
 
 def _changed(quote: Quote, decision: EligibilityDecision) -> list[str]:

@@ -76,17 +76,22 @@ def transition(
     )
 
 
+def event_row(
+    event_type: str, company_id: str, advance_id: str, now: datetime, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The columns of an event about an advance."""
+    return {
+        "id": new_id("evt"),
+        "type": event_type,
+        "company_id": company_id,
+        "object_type": "advance",
+        "object_id": advance_id,
+        "data": data,
+        "created_at": now,
+    }
+
+
 def record(session: Session, event_type: str, advance: Advance, now: datetime, data: dict[str, Any]) -> None:
     """An event about ``advance``; written with the session's next flush (one batched
     INSERT with the other pending rows, no round trip of its own)."""
-    session.add(
-        Event(
-            id=new_id("evt"),
-            type=event_type,
-            company_id=advance.company_id,
-            object_type="advance",
-            object_id=advance.id,
-            data=data,
-            created_at=now,
-        )
-    )
+    session.add(Event(**event_row(event_type, advance.company_id, advance.id, now, data)))

@@ -127,8 +127,7 @@ def create_advance(
     body: AdvanceIn, request: Request, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> AdvanceOut:
     rail = _rail(request)
-    advance = service.accept(session, clock, principal, body.quote, supplier_iban=body.supplier_iban)
-    advance_id = advance.id
+    advance_id = service.accept(session, clock, principal, body.quote, supplier_iban=body.supplier_iban)
     # Write-ahead: the advance exists before any money moves; a crash from here on is
     # finished by the recovery sweep or the provider's webhook, with the same keys.
     session.commit()
