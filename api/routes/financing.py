@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from escompte.api.deps import ClockDep, PageDep, PrincipalDep, SessionDep
 from escompte.api.problems import problem_responses
 from escompte.api.routing import EscompteRoute
+from escompte.concurrency import waiting_elsewhere
 from escompte.financing import rails, service, statements
 from escompte.financing.exceptions import PaymentsUnavailable
 from escompte.financing.schemas import (
@@ -130,7 +131,8 @@ def create_advance(
     advance_id = service.accept(session, clock, principal, body.quote, supplier_iban=body.supplier_iban)
     # Write-ahead: the advance exists before any money moves; a crash from here on is
     # finished by the recovery sweep or the provider's webhook, with the same keys.
-    session.commit()
+    with waiting_elsewhere():  # the commit waits on the disk: the slot serves another request
+        session.commit()
     advance = service.disburse(session, clock, rail, advance_id)
     return _advance_out(session, advance)
 

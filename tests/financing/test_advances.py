@@ -5,6 +5,7 @@ debited, every account balanced."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
@@ -497,6 +498,31 @@ def test_a_request_waiting_on_stripe_lends_its_slot_to_the_next_one(env: Env) ->
             assert accepting.result().status_code == 201
     finally:
         one_slot.stop()
+
+
+def test_the_write_ahead_commit_lends_the_slot_while_it_waits_on_the_disk(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The acceptance's commit before it calls Stripe is a durable write: like the
+    request's final commit, it lets another request run in its slot meanwhile. The
+    advance is committed when it lends (the slot comes back before Stripe is called)."""
+    from contextlib import contextmanager
+
+    from escompte.api.routes import financing as routes
+
+    who = seller(env)
+    set_up_payments(env, who)
+    lent: list[int] = []
+
+    @contextmanager
+    def counting() -> Iterator[None]:
+        yield
+        with env.session() as s:  # after the commit: visible to another transaction
+            lent.append(s.execute(select(func.count()).select_from(Advance)).scalar_one())
+
+    monkeypatch.setattr(routes, "waiting_elsewhere", counting)
+    finance(env, who)
+    assert lent == [1]
 
 
 def test_a_new_pricing_grid_prices_the_next_quote_without_a_restart(env: Env) -> None:
