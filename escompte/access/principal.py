@@ -33,7 +33,9 @@ class Principal:
         return f"{self.mode}:admin:{self.key_id}"
 
 
-def visible_company_ids(principal: Principal, column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+def visible_company_ids(
+    principal: Principal, column: InstrumentedAttribute[Any] | ColumnElement[Any]
+) -> ColumnElement[bool]:
     """A WHERE clause keeping only rows whose company ``column`` the caller may see.
 
     Admins see every company, a partner the companies it onboarded, a company itself.
