@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.orm import Session
 
 from escompte.clock import FrozenClock
 from escompte.errors import InvariantViolation, invariant
 from escompte.ids import is_id, new_id
 from escompte.money import CurrencyMismatch, Money, round_cents
 from escompte.settings import SettingsError, load_settings
+from tests import factories as f
 
 
 class TestMoney:
@@ -82,3 +84,39 @@ class TestSettings:
     def test_plain_postgresql_url_is_accepted(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("ESCOMPTE_DATABASE_URL", "postgresql://u@h/db")
         assert load_settings().database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_a_flush_of_several_rows_of_one_table_is_one_insert(session: Session, clock: FrozenClock) -> None:
+    """The engine sends one INSERT with several VALUES for a flush of rows without
+    RETURNING (an acceptance's two payment operations), not an executemany, which costs
+    psycopg a pipeline round trip per batch."""
+    from sqlalchemy import event as sa_event
+
+    from escompte.models import Event
+
+    company = f.company(session, clock)
+    session.flush()
+    statements: list[tuple[str, int]] = []
+
+    def seen(_conn: object, _cursor: object, sql: str, _params: object, _ctx: object, many: bool) -> None:
+        statements.append((sql.split("(", maxsplit=1)[0].strip(), sql.count("), (")))
+
+    engine = session.get_bind()
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for n in range(3):
+            session.add(
+                Event(
+                    id=f"evt_{n:026d}",
+                    type="test.flush",
+                    company_id=company.id,
+                    object_type="test",
+                    object_id=str(n),
+                    data={},
+                    created_at=clock.now(),
+                )
+            )
+        session.flush()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+    assert statements == [("INSERT INTO events", 2)]  # one statement, three rows of VALUES
