@@ -29,7 +29,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -233,7 +232,9 @@ def _decision(session: Session, clock: Clock, principal: Principal, invoice_id: 
     # Deciding turns synchronous_commit off for its transaction (a decision is derived
     # data, made again after a crash). A quote or an advance is not: this transaction's
     # commit must reach the disk before the client (or Stripe) hears of it.
-    session.execute(text("SET LOCAL synchronous_commit = on"))
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]  # straight through the driver
+        cur.execute("SET LOCAL synchronous_commit = on")
     session.info[ASYNC_COMMIT] = False
     return decision
 
@@ -624,8 +625,8 @@ def _lock(session: Session, advance_id: str) -> Advance:
 def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) -> Advance:
     """Move the money of an accepted advance: transfer to the SME's account, then payout
     to its IBAN. Safe to call again at any point (same idempotency keys)."""
-    advance, profile = session.execute(  # the profile in the same round trip
-        select(Advance, PaymentProfile)
+    advance, account = session.execute(  # the SME's Stripe account in the same round trip
+        select(Advance, PaymentProfile.stripe_account_id)
         .outerjoin(PaymentProfile, PaymentProfile.company_id == Advance.company_id)
         .where(Advance.id == advance_id)
         .with_for_update(of=Advance)
@@ -635,8 +636,7 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
     if advance.kind is AdvanceKind.PAYABLE:
         _order_credit_transfer(session, clock, advance)
         return advance
-    invariant(profile is not None, "an accepted advance has a payment profile")
-    assert profile is not None
+    invariant(account is not None, "an accepted advance has a payment profile")
     now, today = clock.now(), clock.today()
     metadata = {"advance": advance.id, "company": advance.company_id, "invoice": advance.invoice_id}
     known = {
@@ -652,14 +652,14 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
         f"escompte:transfer:{advance.id}",
         advance.principal_cents,
         now,
-        profile.stripe_account_id,
+        account,
         known=known,
     )
     if transfer.status is OperationStatus.PENDING:
         try:
             result = rail.transfer(
                 amount_cents=advance.principal_cents,
-                destination=profile.stripe_account_id,
+                destination=account,
                 key=transfer.idempotency_key,
                 metadata=metadata,
             )
@@ -695,14 +695,14 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
         f"escompte:payout:{advance.id}",
         advance.principal_cents,
         now,
-        profile.stripe_account_id,
+        account,
         known=known,
     )
     if payout.status is OperationStatus.PENDING:
         try:
             result = rail.payout(
                 amount_cents=advance.principal_cents,
-                account=profile.stripe_account_id,
+                account=account,
                 key=payout.idempotency_key,
                 metadata=metadata,
             )
