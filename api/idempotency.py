@@ -19,13 +19,13 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from escompte.access.principal import Principal
+from escompte.db import driver
 from escompte.errors import (
     FieldError,
     IdempotencyKeyInProgress,
@@ -74,10 +74,6 @@ class _Existing:
     created_at: datetime
 
 
-def _driver(session: Session) -> Any:
-    return session.connection().connection.driver_connection
-
-
 def check_key(key: str) -> str:
     if not _KEY_RE.match(key):
         raise ValidationFailed(
@@ -121,7 +117,7 @@ def begin(
     Returns (record id to complete, None) for a fresh key, (None, response) for a replay.
     """
     fingerprint = request_fingerprint(method, path, body, content_type)
-    with _driver(session).cursor() as cur:
+    with driver(session).cursor() as cur:
         cur.execute(_CLAIM, (principal.scope, key, fingerprint, method, path, now), prepare=True)
         claimed = cur.fetchone()
         if claimed is not None:
@@ -164,7 +160,7 @@ def complete(session: Session, record_id: int, response: Response) -> None:
     body = getattr(response, "body", None)
     invariant(isinstance(body, bytes), "idempotent responses must have a buffered body")
     content_type = response.headers.get("content-type", "application/json")
-    with _driver(session).cursor() as cur:
+    with driver(session).cursor() as cur:
         cur.execute(_COMPLETE, (response.status_code, body, content_type, record_id), prepare=True)
 
 

@@ -51,6 +51,7 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
+from escompte.db import driver
 from escompte.errors import invariant
 from escompte.models import (
     BankAccount,
@@ -130,6 +131,18 @@ def _latest_proceeding(siren: Any) -> Any:
     )
 
 
+def _registry(siren: Any) -> Any:
+    """The registry's row for this SIREN, looked up by its key for each row (a join left
+    to the planner hashed the whole registry for one seller)."""
+    r = RegistryCompany
+    return (
+        select(r.siren, r.active, r.ceased_on, r.legal_form, r.updated_at)
+        .where(r.siren == siren)
+        .limit(1)
+        .lateral()
+    )
+
+
 def _live_outstanding(*conditions: ColumnElement[bool]) -> Any:
     return (
         select(func.coalesce(func.sum(FinancedFingerprint.outstanding_cents), 0))
@@ -184,6 +197,7 @@ def _chosen(principal: Principal, *, by_ids: bool, after: bool, one: bool = Fals
 def _companies(company_ids: Any) -> Any:
     """The sellers' facts, and the markers of their data (imports, bank lines, balances)."""
     seller_proc = _latest_proceeding(Company.siren)
+    seller_reg = _registry(Company.siren)
     balances = (
         select(func.count().label("n"), func.max(BankBalance.balance_date).label("latest"))
         .select_from(BankBalance)
@@ -204,10 +218,10 @@ def _companies(company_ids: Any) -> Any:
         select(
             Company.id.label("company_id"),
             Company.siren.label("seller_siren"),
-            RegistryCompany.siren.label("seller_reg_siren"),
-            RegistryCompany.active.label("seller_active"),
-            RegistryCompany.ceased_on.label("seller_ceased_on"),
-            RegistryCompany.updated_at.label("seller_reg_updated_at"),
+            seller_reg.c.siren.label("seller_reg_siren"),
+            seller_reg.c.active.label("seller_active"),
+            seller_reg.c.ceased_on.label("seller_ceased_on"),
+            seller_reg.c.updated_at.label("seller_reg_updated_at"),
             seller_proc.c.kind.label("seller_proceeding"),
             seller_proc.c.judgment_date.label("seller_proceeding_date"),
             _live_outstanding(FinancedFingerprint.company_id == Company.id).label("seller_outstanding"),
@@ -225,7 +239,8 @@ def _companies(company_ids: Any) -> Any:
             CompanySnapshot.computed_at.label("snap_computed_at"),
             CompanySnapshot.figures.label("snap_figures"),
         )
-        .outerjoin(RegistryCompany, RegistryCompany.siren == Company.siren)
+        .select_from(Company)
+        .outerjoin(seller_reg, true())
         .outerjoin(seller_proc, true())
         .join(balances, true())
         .join(imports, true())
@@ -239,6 +254,7 @@ def _companies(company_ids: Any) -> Any:
 def _debtors(debtor_ids: Any) -> Any:
     """The debtors' facts: registry, proceedings, behaviour, relation, exposure."""
     debtor_proc = _latest_proceeding(Debtor.siren)
+    debtor_reg = _registry(Debtor.siren)
     live = FinancedFingerprint
     # live advances on the debtor's SIREN, all sellers, and this seller's part (none
     # without a SIREN: NULL matches nothing)
@@ -258,10 +274,10 @@ def _debtors(debtor_ids: Any) -> Any:
             Debtor.siren.label("debtor_siren"),
             Debtor.legal_name.label("debtor_name"),
             Debtor.aux_account_num.label("debtor_aux"),
-            RegistryCompany.siren.label("debtor_reg_siren"),
-            RegistryCompany.active.label("debtor_active"),
-            RegistryCompany.legal_form.label("debtor_legal_form"),
-            RegistryCompany.updated_at.label("debtor_reg_updated_at"),
+            debtor_reg.c.siren.label("debtor_reg_siren"),
+            debtor_reg.c.active.label("debtor_active"),
+            debtor_reg.c.legal_form.label("debtor_legal_form"),
+            debtor_reg.c.updated_at.label("debtor_reg_updated_at"),
             debtor_proc.c.kind.label("debtor_proceeding"),
             debtor_proc.c.judgment_date.label("debtor_proceeding_date"),
             DebtorBehaviour.paid_invoice_count.label("bh_paid"),
@@ -274,7 +290,8 @@ def _debtors(debtor_ids: Any) -> Any:
             exposure.c.debtor_outstanding,
             exposure.c.seller_debtor_outstanding,
         )
-        .outerjoin(RegistryCompany, RegistryCompany.siren == Debtor.siren)
+        .select_from(Debtor)
+        .outerjoin(debtor_reg, true())
         .outerjoin(debtor_proc, true())
         .join(exposure, true())
         .outerjoin(DebtorBehaviour, DebtorBehaviour.debtor_id == Debtor.id)
@@ -526,8 +543,7 @@ def _run(
             "every tenancy sentinel is replaced by the caller's id",
         )
     params.update(values)
-    raw = session.connection().connection.driver_connection
-    with RawCursor(raw, row_factory=dict_row) as cur:  # type: ignore[arg-type]
+    with RawCursor(driver(session), row_factory=dict_row) as cur:
         # prepared from the first call on
         cur.execute(compiled.sql, [params[n] for n in compiled.names], prepare=True)
         rows: list[dict[str, Any]] = cur.fetchall()

@@ -39,6 +39,7 @@ from escompte.access.principal import Principal, visible_company_ids
 from escompte.clock import Clock
 from escompte.concurrency import ASYNC_COMMIT
 from escompte.connectors.xml import XmlError
+from escompte.db import driver, set_local
 from escompte.eligibility import service as eligibility
 from escompte.eligibility.facts import invoice_fingerprint
 from escompte.errors import FieldError, FileRejected, Forbidden, NotFound, ValidationFailed, invariant
@@ -128,8 +129,7 @@ _LATEST_GRID = "SELECT version, md5(settings::text) FROM pricing_grids ORDER BY 
 def current_grid_settings(session: Session, clock: Clock) -> tuple[int, pricing.GridSettings]:
     """The version in force and its settings, parsed once per process: a quote reads one
     row's version and digest."""
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:  # type: ignore[union-attr]
+    with driver(session).cursor() as cur:
         cur.execute(_LATEST_GRID, prepare=True)
         latest = cur.fetchone()
     if latest is not None:
@@ -229,12 +229,12 @@ def list_advances(
 def _decision(session: Session, clock: Clock, principal: Principal, invoice_id: str) -> EligibilityDecision:
     decided = eligibility.decide(session, clock, principal, invoice_id)
     decision = decided.decision or eligibility.get_decision(session, principal, decided.decision_id)
-    # Deciding turns synchronous_commit off for its transaction (a decision is derived
-    # data, made again after a crash). A quote or an advance is not: this transaction's
-    # commit must reach the disk before the client (or Stripe) hears of it.
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:  # type: ignore[union-attr]  # straight through the driver
-        cur.execute("SET LOCAL synchronous_commit = on")
+    # A new decision turns synchronous_commit off for its transaction (a decision is
+    # derived data, made again after a crash). A quote or an advance is not: this
+    # transaction's commit must reach the disk before the client (or Stripe) hears of it.
+    # A reused decision wrote nothing and changed no setting.
+    if session.info.get(ASYNC_COMMIT):
+        set_local(session, "synchronous_commit = on")
     session.info[ASYNC_COMMIT] = False
     return decision
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
+from psycopg import pq
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from escompte.clock import FrozenClock
+from escompte.db import driver, set_local
 from escompte.errors import InvariantViolation, invariant
 from escompte.ids import is_id, new_id
 from escompte.money import CurrencyMismatch, Money, round_cents
@@ -120,3 +124,54 @@ def test_a_flush_of_several_rows_of_one_table_is_one_insert(session: Session, cl
     finally:
         sa_event.remove(engine, "before_cursor_execute", seen)
     assert statements == [("INSERT INTO events", 2)]  # one statement, three rows of VALUES
+
+
+class TestSetLocal:
+    """``set_local``: a transaction not yet begun on the server begins with the setting,
+    in one round trip, and psycopg sends no BEGIN of its own on top of it."""
+
+    def test_opens_the_transaction_with_the_setting(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        notices: list[str] = []
+
+        def note(diagnostic: psycopg.errors.Diagnostic) -> None:
+            notices.append(str(diagnostic.message_primary))
+
+        with Session(engine) as session:
+            raw = driver(session)
+            raw.add_notice_handler(note)
+            try:
+                assert raw.pgconn.transaction_status == pq.TransactionStatus.IDLE
+                with monkeypatch.context() as m:  # one message: no statement through a cursor
+                    m.setattr(type(raw), "cursor", lambda *_a, **_k: pytest.fail("a second round trip"))
+                    set_local(session, "plan_cache_mode = force_generic_plan")
+                assert raw.pgconn.transaction_status == pq.TransactionStatus.INTRANS
+                assert session.execute(text("SHOW plan_cache_mode")).scalar() == "force_generic_plan"
+                began = session.execute(text("SELECT pg_current_xact_id()::text, now()")).one()
+                assert session.execute(text("SELECT pg_current_xact_id()::text, now()")).one() == began
+                session.commit()
+                # LOCAL: gone with its transaction
+                assert session.execute(text("SHOW plan_cache_mode")).scalar() == "auto"
+                session.rollback()
+            finally:
+                raw.remove_notice_handler(note)
+        # a BEGIN of psycopg's inside the open transaction would have drawn a warning
+        assert notices == []
+
+    def test_inside_an_open_transaction_it_is_a_plain_set(self, engine: Engine) -> None:
+        with Session(engine) as session:
+            session.execute(text("SELECT 1"))
+            set_local(session, "synchronous_commit = off")
+            assert session.execute(text("SHOW synchronous_commit")).scalar() == "off"
+            session.rollback()
+            assert session.execute(text("SHOW synchronous_commit")).scalar() == "on"
+            session.rollback()
+
+    def test_a_setting_the_server_refuses_fails_and_the_session_recovers(self, engine: Engine) -> None:
+        with Session(engine) as session:
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                set_local(session, "plan_cache_mode = sometimes")
+            session.rollback()
+            assert session.execute(text("SELECT 1")).scalar() == 1
+            session.rollback()

@@ -1,5 +1,5 @@
 """Database access: one engine per process, sessions committed at the edge."""
 
-from escompte.db.engine import make_engine, make_session_factory
+from escompte.db.engine import driver, make_engine, make_session_factory, set_local
 
-__all__ = ["make_engine", "make_session_factory"]
+__all__ = ["driver", "make_engine", "make_session_factory", "set_local"]

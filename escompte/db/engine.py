@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
+from psycopg import pq
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,3 +37,36 @@ def make_engine(url: str, *, pool_size: int = 10, lock_timeout_ms: int = 0) -> E
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+def driver(session: Session) -> Any:
+    """The psycopg connection under the session's transaction, for the hot paths'
+    statements sent straight through the driver."""
+    return session.connection().connection.driver_connection
+
+
+def set_local(session: Session, setting: str) -> None:
+    """``SET LOCAL <setting>`` (a constant, e.g. ``"plan_cache_mode = force_generic_plan"``)
+    for the rest of the session's transaction.
+
+    If that transaction has not reached the server yet, it is opened by the same round
+    trip (``BEGIN; SET LOCAL …`` in one message) instead of psycopg's own ``BEGIN``
+    followed by the ``SET``: psycopg then sees a transaction in progress and sends no
+    ``BEGIN`` of its own. This applies only to a connection with psycopg's default
+    transaction characteristics (its ``BEGIN`` is then plain); otherwise the ``SET`` is
+    sent on its own."""
+    raw = driver(session)
+    statement = f"SET LOCAL {setting}"
+    if (
+        raw.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        and not raw.autocommit
+        and raw.isolation_level is None
+        and raw.read_only is None
+        and raw.deferrable is None
+    ):
+        result = raw.pgconn.exec_(f"BEGIN; {statement}".encode())
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+        return
+    with raw.cursor() as cur:
+        cur.execute(statement)
