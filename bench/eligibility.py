@@ -14,7 +14,7 @@ Targets (issue 4): single decision p99 < 50 ms and throughput >= half of the tri
 endpoint's; a batch of 10,000 open invoices < 2 s. Writes bench/results/eligibility.json.
 
 This module also serves as the app factory for the benchmark's API processes
-(``app_factory``), which adds the eligibility routes if the app does not serve them yet.
+(``app_factory``): the app as `escompte serve` makes it.
 """
 
 from __future__ import annotations
@@ -80,10 +80,10 @@ WARM_UP_SECONDS = 1.0  # per row, before measuring
 
 
 def app_factory() -> FastAPI:
-    """The API processes' app."""
-    from escompte.api.app import create_app
+    """The API processes' app, as `escompte serve` makes it."""
+    from escompte.api.app import serve_app
 
-    return create_app()
+    return serve_app()
 
 
 # --- data --------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
-        "escompte.api.app:create_app",
+        "escompte.api.app:serve_app",
         factory=True,
         host=host,
         port=port,
