@@ -132,8 +132,8 @@ def _latest_proceeding(siren: Any) -> Any:
 
 
 def _registry(siren: Any) -> Any:
-    """The registry's row for this SIREN, looked up by its key for each row (a join left
-    to the planner hashed the whole registry for one seller)."""
+    """The registry's row for this SIREN, a lateral lookup for each seller or debtor: as a
+    plain join, the planner hashed the whole registry to find one seller."""
     r = RegistryCompany
     return (
         select(r.siren, r.active, r.ceased_on, r.legal_form, r.updated_at)
