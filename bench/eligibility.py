@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -32,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,14 @@ from run import (  # noqa: E402  (bench/run.py: the load client and server helpe
     BenchError,
     Call,
     Connection,
+    CpuMeter,
     Result,
     Scenario,
     Server,
     check,
     encode,
     free_port,
+    local_postmaster,
     spread,
     stop_database,
     tail,
@@ -605,6 +608,11 @@ class Slices:
     seconds: float = 0.0
     client_cpu: float = 0.0
     machine_cpu: list[float] | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by part, all slices
+
+    def cpu_ms_per_request(self) -> dict[str, float]:
+        n = max(1, len(self.latencies))
+        return {part: round(seconds / n * 1000, 3) for part, seconds in self.cpu.items()}
 
     def result(self) -> Result:
         cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
@@ -622,7 +630,9 @@ class Slices:
         )
 
 
-async def measure_slice(server: Server, rows: Slices, concurrency: int, seconds: float, first: int) -> int:
+async def measure_slice(
+    server: Server, rows: Slices, concurrency: int, seconds: float, first: int, meter: CpuMeter | None = None
+) -> int:
     """Load one row for ``seconds``; returns the number of requests sent (for request
     builders that number their requests)."""
     connections = await spread(server, concurrency)
@@ -640,12 +650,17 @@ async def measure_slice(server: Server, rows: Slices, concurrency: int, seconds:
             check(rows.scenario, reply)
 
     psutil.cpu_percent()
+    before = meter.snapshot() if meter is not None else None
     cpu, started = time.process_time(), time.perf_counter()
     try:
         await asyncio.wait_for(asyncio.gather(*(user(c) for c in connections)), seconds + 20)
     finally:
         for connection in connections:
             await connection.close()
+    if meter is not None and before is not None:
+        for part, spent in CpuMeter.spent(before, meter.snapshot()).items():
+            if part != "fake_stripe":
+                rows.cpu[part] = rows.cpu.get(part, 0.0) + spent
     rows.seconds += time.perf_counter() - started
     rows.client_cpu += time.process_time() - cpu
     rows.machine_cpu = [*(rows.machine_cpu or []), psutil.cpu_percent()]
@@ -701,6 +716,7 @@ def scenarios(server: Server, seeded: Seeded, concurrency: int, duration: float)
             [],
         ),
     ]
+    meter = CpuMeter(server, local_postmaster(seeded.url))
     rounds = max(1, round(duration / SLICE_SECONDS))
     sent = [0] * len(rows)
     # warm-up, not measured: each API process opens its database connections and
@@ -712,9 +728,10 @@ def scenarios(server: Server, seeded: Seeded, concurrency: int, duration: float)
     for round_no in range(rounds):
         print(f"round {round_no + 1}/{rounds}: trivial, unchanged decision, new decision…", file=sys.stderr)
         for n, row in enumerate(rows):
-            sent[n] += asyncio.run(measure_slice(server, row, concurrency, duration / rounds, sent[n]))
+            sent[n] += asyncio.run(measure_slice(server, row, concurrency, duration / rounds, sent[n], meter))
     made = count_decisions(seeded.url, version)
     results = {row.scenario.name: row.result() for row in rows}
+    cpu = {row.scenario.name: row.cpu_ms_per_request() for row in rows}
     baseline = results["get_invoice"].rps
     for r in results.values():
         r.ratio_to_healthz = round(r.rps / baseline, 3)  # here: the ratio to the trivial endpoint
@@ -730,6 +747,7 @@ def scenarios(server: Server, seeded: Seeded, concurrency: int, duration: float)
         | {"count": len(warm_body["data"])},
         "fresh_new_decisions": made - 1,
         "fresh_requests": sent[2],  # warm-up included
+        "cpu_ms_per_request": cpu,
     }
 
 
@@ -747,6 +765,15 @@ def report(figures: dict[str, Any], concurrency: int, duration: float) -> dict[s
         print(
             f"{r.label:<42} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.ratio_to_healthz:>10.3f}"
             f" {r.requests:>9}"
+        )
+    cpu: dict[str, dict[str, float]] = figures["cpu_ms_per_request"]
+    cpu_header = f"{'CPU per request, ms':<42} {'API':>8} {'Postgres':>9} {'client':>8} {'machine':>8}"
+    print(f"\n{cpu_header}\n{'-' * len(cpu_header)}")
+    for r in results.values():
+        c = cpu[r.name]
+        print(
+            f"{r.label:<42} {c.get('api', math.nan):>8.3f} {c.get('postgres', math.nan):>9.3f}"
+            f" {c.get('client', math.nan):>8.3f} {c.get('machine', math.nan):>8.3f}"
         )
     fresh, repeat = results["decision_new"], results["decision_unchanged"]
     print(
@@ -791,7 +818,10 @@ def report(figures: dict[str, Any], concurrency: int, duration: float) -> dict[s
         "baseline": "GET /v1/invoices/{id}, measured in slices interleaved with the other rows",
         "rounds": figures["rounds"],
         "baseline_rps": figures["baseline_rps"],
-        "results": [asdict(r) | {"ratio_to_trivial": r.ratio_to_healthz} for r in results.values()],
+        "results": [
+            asdict(r) | {"ratio_to_trivial": r.ratio_to_healthz, "cpu_ms_per_request": cpu[r.name]}
+            for r in results.values()
+        ],
         "batch": {
             "cold_s": figures["batch_cold_s"],
             "cold": figures["batch_cold"],

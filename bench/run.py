@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import math
 import os
 import platform
 import socket
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]  # installed with pgserver
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from escompte import demo
 from escompte.clock import SystemClock
@@ -179,6 +180,74 @@ def wait_ready(
                 return workers
         time.sleep(0.2)
     raise BenchError(f"the API was not ready within 60 s:\n{tail(log_path)}")
+
+
+def local_postmaster(url: str) -> psutil.Process | None:
+    """PostgreSQL's postmaster when the server of ``url`` runs on this machine and we may
+    see it (for its CPU time); None otherwise."""
+    parsed = make_url(url)
+    port = parsed.port or 5432
+    socket_dir = parsed.query.get("host")
+    with suppress(psutil.Error, OSError, ValueError, IndexError):
+        if isinstance(socket_dir, str) and socket_dir.startswith("/"):  # its lock file names it
+            lock = Path(socket_dir) / f".s.PGSQL.{port}.lock"
+            return psutil.Process(int(lock.read_text().split()[0]))
+        if parsed.host in (None, "", "localhost", "127.0.0.1", "::1"):
+            for conn in psutil.net_connections("tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+                    return psutil.Process(conn.pid)
+    return None
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by the API workers, PostgreSQL (when local), the fake Stripe's
+    thread (when it runs in this process) and the load generator (this process less the
+    fake) over one phase."""
+
+    server: Server
+    postmaster: psutil.Process | None
+    fake_thread_id: int | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        me = psutil.Process()
+        fake = (
+            0.0
+            if self.fake_thread_id is None
+            else sum(t.user_time + t.system_time for t in me.threads() if t.id == self.fake_thread_id)
+        )
+        postgres: dict[int, float] = {}
+        if self.postmaster is not None:
+            for process in (self.postmaster, *self.postmaster.children()):
+                with suppress(psutil.NoSuchProcess):
+                    postgres[process.pid] = _cpu(process)
+        machine = psutil.cpu_times()  # guest time is counted in user already; steal is not ours
+        busy = machine.user + machine.nice + machine.system + getattr(machine, "irq", 0.0)
+        return {
+            "api": sum(_cpu(worker) for worker in self.server.workers),
+            "postgres": postgres,
+            "fake": fake,
+            "bench": _cpu(me),
+            "busy": busy + getattr(machine, "softirq", 0.0),
+        }
+
+    @staticmethod
+    def spent(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+        postgres = sum(max(0.0, t - before["postgres"].get(pid, 0.0)) for pid, t in after["postgres"].items())
+        fake = after["fake"] - before["fake"]
+        spent = {
+            "api": after["api"] - before["api"],
+            "postgres": postgres if after["postgres"] else math.nan,
+            "fake_stripe": fake,
+            "client": after["bench"] - before["bench"] - fake,
+            "machine": after["busy"] - before["busy"],
+        }
+        return {k: round(v, 3) for k, v in spent.items()}
 
 
 def tail(path: Path, lines: int = 20) -> str:
