@@ -111,10 +111,10 @@ DECISION_COLUMNS = (
 _JSON_COLUMNS = frozenset({"checks", "features", "counterfactuals"})
 _INSERT_SQL = (  # built from the constant column names above, values bound
     f"INSERT INTO eligibility_decisions ({', '.join(DECISION_COLUMNS)}) SELECT "  # noqa: S608
-    + ", ".join("%s::jsonb" if c in _JSON_COLUMNS else "%s" for c in DECISION_COLUMNS)
+    + ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in DECISION_COLUMNS)
     + " FROM set_config('synchronous_commit', 'off', true)"
 )
-# JSON columns travel as JSON text (the server parses it into jsonb)
+# JSON columns travel as JSON text (the server checks it and keeps it as written)
 _COPY_TYPES = (
     "text", "text", "text", "int4", "bool", "int8", "text", "int4", "int4", "text", "int4",
     "text", "text[]", "text", "text", "date", "timestamptz", "text", "timestamptz",

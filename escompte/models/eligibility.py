@@ -20,7 +20,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from escompte.models.base import Base, created_at_column, id_column
@@ -67,13 +67,16 @@ class EligibilityDecision(Base):
     risk_grade: Mapped[str] = mapped_column(String(1))
     score: Mapped[int] = mapped_column(Integer)
     # {code: [effect, reason, figures?, hint?]}: what each check saw and concluded; the
-    # treasurer's sentences (French, English) are written from these when shown
-    checks: Mapped[dict[str, list[Any]]] = mapped_column(JSONB)
+    # treasurer's sentences (French, English) are written from these when shown. The JSON
+    # columns are `json`, kept as written: nothing queries inside them but by key, and a
+    # decision is written far more often than read, so `jsonb`'s binary form cost more
+    # than it saved (docs/eligibility.md, Storage)
+    checks: Mapped[dict[str, list[Any]]] = mapped_column(JSON)
     failed_checks: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
     # {name: [value, points]}: the score's contributions (they add up to it)
-    features: Mapped[dict[str, list[Any]]] = mapped_column(JSONB)
+    features: Mapped[dict[str, list[Any]]] = mapped_column(JSON)
     # [[code, check]]: what would change a refusal or a cap, worded from that check's figures
-    counterfactuals: Mapped[list[list[str]]] = mapped_column(JSONB)
+    counterfactuals: Mapped[list[list[str]]] = mapped_column(JSON)
     as_of_date: Mapped[date] = mapped_column(Date)
     data_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # sha256 of every fact read, the policy version and the date: equal inputs, same decision
