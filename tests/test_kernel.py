@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -175,3 +176,22 @@ class TestSetLocal:
             session.rollback()
             assert session.execute(text("SELECT 1")).scalar() == 1
             session.rollback()
+
+    def test_a_lost_connection_is_an_operational_error(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            conn.rollback()
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                for _ in range(250):  # the backend ends shortly after
+                    gone = other.execute(
+                        text("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)"),
+                        {"pid": pid},
+                    ).scalar()
+                    if gone:
+                        break
+                    time.sleep(0.02)
+            session = Session(bind=conn)
+            with pytest.raises(psycopg.OperationalError):  # as psycopg's own BEGIN would
+                set_local(session, "plan_cache_mode = force_generic_plan")
+            conn.invalidate()  # not back into the pool

@@ -65,7 +65,7 @@ def set_local(session: Session, setting: str) -> None:
         and raw.deferrable is None
     ):
         result = raw.pgconn.exec_(f"BEGIN; {statement}".encode())
-        if result.status != pq.ExecStatus.COMMAND_OK:
+        if result.status != pq.ExecStatus.COMMAND_OK:  # raised as psycopg raises its own
             raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
         return
     with raw.cursor() as cur:
