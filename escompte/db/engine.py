@@ -66,6 +66,8 @@ def set_local(session: Session, setting: str) -> None:
     ):
         result = raw.pgconn.exec_(f"BEGIN; {statement}".encode())
         if result.status != pq.ExecStatus.COMMAND_OK:  # raised as psycopg raises its own
+            if raw.pgconn.status == pq.ConnStatus.BAD:
+                raise psycopg.OperationalError(result.get_error_message(raw.info.encoding))
             raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
         return
     with raw.cursor() as cur:
