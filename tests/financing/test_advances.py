@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from escompte.financing import ledger, pricing, tasks
-from escompte.models import Advance, FinancedFingerprint, Invoice, LedgerTransaction
+from escompte.models import Advance, FinancedFingerprint, Invoice, KeyMode, LedgerTransaction, PrincipalKind
 from tests import factories as f
 from tests.financing.conftest import Env, Seller, advance, days, finance, quote, seller, set_up_payments
 from tests.live import Server
@@ -543,3 +544,52 @@ def test_a_new_pricing_grid_prices_the_next_quote_without_a_restart(env: Env) ->
     second = quote(env, who, invoice_id=second_invoice, days=30)
     assert second["grid_version"] == first["grid_version"] + 1
     assert Decimal(second["daily_rate"]) == 2 * Decimal(first["daily_rate"])
+
+
+def _quote_in_session(
+    env: Env, who: Seller, monkeypatch: pytest.MonkeyPatch, *, decided_before: bool
+) -> list[str]:
+    """A quote made through the service, in one transaction left open; returns the
+    settings it sent with ``set_local`` and checks the commit would be durable."""
+    from sqlalchemy import text
+
+    from escompte.access.principal import Principal
+    from escompte.concurrency import ASYNC_COMMIT
+    from escompte.eligibility import service as eligibility
+    from escompte.financing import service
+
+    admin = Principal(kind=PrincipalKind.ADMIN, key_id="key_t", mode=KeyMode.TEST)
+    if decided_before:
+        with env.session() as s:
+            eligibility.decide(s, env.clock, admin, who.invoice_id)
+            s.commit()
+    sent: list[str] = []
+    real = service.set_local
+
+    def recorded(session: Any, setting: str) -> None:
+        sent.append(setting)
+        real(session, setting)
+
+    monkeypatch.setattr(service, "set_local", recorded)
+    with env.session() as s:
+        service.create_quote(
+            s, env.clock, admin, invoice_id=who.invoice_id, amount_cents=None, duration_days=30
+        )
+        assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        assert s.info[ASYNC_COMMIT] is False  # its commit waits for the disk (and lends the slot)
+        s.rollback()
+    return sent
+
+
+def test_a_quote_on_a_new_decision_turns_the_durable_commit_back_on(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision's INSERT turned synchronous_commit off for the transaction."""
+    sent = _quote_in_session(env, seller(env), monkeypatch, decided_before=False)
+    assert sent == ["synchronous_commit = on"]
+
+
+def test_a_quote_on_a_reused_decision_sends_no_setting(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing turned the durable commit off: no round trip to turn it on."""
+    sent = _quote_in_session(env, seller(env), monkeypatch, decided_before=True)
+    assert sent == []
