@@ -160,6 +160,22 @@ class TestSetLocal:
         # a BEGIN of psycopg's inside the open transaction would have drawn a warning
         assert notices == []
 
+    def test_the_transaction_keeps_the_connection_s_isolation_level(
+        self, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A pooled connection can carry an explicit isolation level (SQLAlchemy sets the
+        default one back after autocommit use): the one message begins with it."""
+        with engine.connect().execution_options(isolation_level="SERIALIZABLE") as conn:
+            session = Session(bind=conn)
+            raw = driver(session)
+            assert raw.isolation_level == psycopg.IsolationLevel.SERIALIZABLE
+            with monkeypatch.context() as m:
+                m.setattr(type(raw), "cursor", lambda *_a, **_k: pytest.fail("a second round trip"))
+                set_local(session, "synchronous_commit = off")
+            assert session.execute(text("SHOW transaction_isolation")).scalar() == "serializable"
+            assert session.execute(text("SHOW synchronous_commit")).scalar() == "off"
+            session.rollback()
+
     def test_inside_an_open_transaction_it_is_a_plain_set(self, engine: Engine) -> None:
         with Session(engine) as session:
             session.execute(text("SELECT 1"))

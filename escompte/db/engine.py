@@ -45,26 +45,33 @@ def driver(session: Session) -> Any:
     return session.connection().connection.driver_connection
 
 
+def _begin(raw: Any) -> str:
+    """The ``BEGIN`` psycopg sends for this connection's transaction characteristics
+    (a pooled connection can carry an explicit isolation level: SQLAlchemy sets the
+    default one back on a connection that was used in autocommit)."""
+    parts = ["BEGIN"]
+    if raw.isolation_level is not None:
+        parts.append("ISOLATION LEVEL " + psycopg.IsolationLevel(raw.isolation_level).name.replace("_", " "))
+    if raw.read_only is not None:
+        parts.append("READ ONLY" if raw.read_only else "READ WRITE")
+    if raw.deferrable is not None:
+        parts.append("DEFERRABLE" if raw.deferrable else "NOT DEFERRABLE")
+    return " ".join(parts)
+
+
 def set_local(session: Session, setting: str) -> None:
     """``SET LOCAL <setting>`` (a constant, e.g. ``"plan_cache_mode = force_generic_plan"``)
     for the rest of the session's transaction.
 
     If that transaction has not reached the server yet, it is opened by the same round
-    trip (``BEGIN; SET LOCAL …`` in one message) instead of psycopg's own ``BEGIN``
-    followed by the ``SET``: psycopg then sees a transaction in progress and sends no
-    ``BEGIN`` of its own. This applies only to a connection with psycopg's default
-    transaction characteristics (its ``BEGIN`` is then plain); otherwise the ``SET`` is
-    sent on its own."""
+    trip (``BEGIN …; SET LOCAL …`` in one message, the ``BEGIN`` psycopg would have
+    sent) instead of psycopg's own ``BEGIN`` followed by the ``SET``: psycopg then sees a
+    transaction in progress and sends no ``BEGIN`` of its own. Inside an open
+    transaction, or in autocommit, the ``SET`` is sent on its own."""
     raw = driver(session)
     statement = f"SET LOCAL {setting}"
-    if (
-        raw.pgconn.transaction_status == pq.TransactionStatus.IDLE
-        and not raw.autocommit
-        and raw.isolation_level is None
-        and raw.read_only is None
-        and raw.deferrable is None
-    ):
-        result = raw.pgconn.exec_(f"BEGIN; {statement}".encode())
+    if raw.pgconn.transaction_status == pq.TransactionStatus.IDLE and not raw.autocommit:
+        result = raw.pgconn.exec_(f"{_begin(raw)}; {statement}".encode())
         if result.status != pq.ExecStatus.COMMAND_OK:  # raised as psycopg raises its own
             if raw.pgconn.status == pq.ConnStatus.BAD:
                 raise psycopg.OperationalError(result.get_error_message(raw.info.encoding))
