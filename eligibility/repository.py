@@ -64,18 +64,20 @@ def generic_plans(session: Session) -> None:
     set_local(session, "plan_cache_mode = force_generic_plan")
 
 
-def insert_decision(session: Session, row: Sequence[Any]) -> None:
+def insert_decision(session: Session, row: Sequence[Any], *, durable: bool = False) -> None:
     """One decision (in ``DECISION_COLUMNS`` order, JSON as text), straight through the
     driver as a prepared statement: the hot path's only write.
 
     The same statement turns ``synchronous_commit`` off for the rest of its transaction:
     a decision is derived data, made again identically from the same inputs, so its
     commit need not wait for the disk. A crash may lose the decisions of the last
-    fraction of a second (``wal_writer_delay``); the next call makes them again. A
-    transaction that also writes what must last (a quote, an advance) turns it back on."""
+    fraction of a second (``wal_writer_delay``); the next call makes them again.
+    ``durable``: the transaction also writes what must last (a quote, an advance), so
+    the setting is left alone and the commit waits for the disk."""
     with driver(session).cursor() as cur:
-        cur.execute(_INSERT_SQL, row, prepare=True)
-    session.info[ASYNC_COMMIT] = True
+        cur.execute(_INSERT_DURABLE_SQL if durable else _INSERT_SQL, row, prepare=True)
+    if not durable:
+        session.info[ASYNC_COMMIT] = True
 
 
 def get_decision(session: Session, principal: Principal, decision_id: str) -> EligibilityDecision | None:
@@ -109,11 +111,11 @@ DECISION_COLUMNS = (
     "created_at",
 )
 _JSON_COLUMNS = frozenset({"checks", "features", "counterfactuals"})
-_INSERT_SQL = (  # built from the constant column names above, values bound
-    f"INSERT INTO eligibility_decisions ({', '.join(DECISION_COLUMNS)}) SELECT "  # noqa: S608
+_INSERT_DURABLE_SQL = (  # built from the constant column names above, values bound
+    f"INSERT INTO eligibility_decisions ({', '.join(DECISION_COLUMNS)}) SELECT "
     + ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in DECISION_COLUMNS)
-    + " FROM set_config('synchronous_commit', 'off', true)"
 )
+_INSERT_SQL = _INSERT_DURABLE_SQL + " FROM set_config('synchronous_commit', 'off', true)"
 # JSON columns travel as JSON text (the server checks it and keeps it as written)
 _COPY_TYPES = (
     "text", "text", "text", "int4", "bool", "int8", "text", "int4", "int4", "text", "int4",

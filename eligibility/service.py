@@ -132,9 +132,13 @@ class Decided:
     decision: EligibilityDecision | None
 
 
-def decide(session: Session, clock: Clock, principal: Principal, invoice_id: str) -> Decided:
+def decide(
+    session: Session, clock: Clock, principal: Principal, invoice_id: str, *, durable: bool = False
+) -> Decided:
     """The decision on one invoice: the latest one if nothing it read has changed since,
-    else a new one, persisted."""
+    else a new one, persisted. ``durable``: the caller's transaction writes what must
+    last (a quote, an advance), so its commit must wait for the disk (see
+    ``repository.insert_decision``)."""
     today = clock.today()
     repository.generic_plans(session)
     parts = queries.read_one(session, principal, invoice_id)
@@ -170,7 +174,7 @@ def decide(session: Session, clock: Clock, principal: Principal, invoice_id: str
         book=book,
     )
     values = records.values(new_id("eld"), facts, evaluate(facts, settings), fingerprint, clock.now())
-    repository.insert_decision(session, records.as_row(values))
+    repository.insert_decision(session, records.as_row(values), durable=durable)
     return Decided(values["id"], reused=False, decision=EligibilityDecision(**values))
 
 

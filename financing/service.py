@@ -37,9 +37,8 @@ from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
 from escompte.clock import Clock
-from escompte.concurrency import ASYNC_COMMIT
 from escompte.connectors.xml import XmlError
-from escompte.db import driver, set_local
+from escompte.db import driver
 from escompte.eligibility import service as eligibility
 from escompte.eligibility.facts import invoice_fingerprint
 from escompte.errors import FieldError, FileRejected, Forbidden, NotFound, ValidationFailed, invariant
@@ -227,16 +226,11 @@ def list_advances(
 
 
 def _decision(session: Session, clock: Clock, principal: Principal, invoice_id: str) -> EligibilityDecision:
-    decided = eligibility.decide(session, clock, principal, invoice_id)
-    decision = decided.decision or eligibility.get_decision(session, principal, decided.decision_id)
-    # A new decision turns synchronous_commit off for its transaction (a decision is
-    # derived data, made again after a crash). A quote or an advance is not: this
-    # transaction's commit must reach the disk before the client (or Stripe) hears of it.
-    # A reused decision wrote nothing and changed no setting.
-    if session.info.get(ASYNC_COMMIT):
-        set_local(session, "synchronous_commit = on")
-    session.info[ASYNC_COMMIT] = False
-    return decision
+    # A decision alone commits without waiting for the disk (derived data, made again
+    # after a crash). A quote or an advance must last: this transaction's commit reaches
+    # the disk before the client (or Stripe) hears of it.
+    decided = eligibility.decide(session, clock, principal, invoice_id, durable=True)
+    return decided.decision or eligibility.get_decision(session, principal, decided.decision_id)
 
 
 def _refusal_extra(decision: EligibilityDecision) -> dict[str, Any]:
@@ -625,12 +619,16 @@ def _lock(session: Session, advance_id: str) -> Advance:
 def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) -> Advance:
     """Move the money of an accepted advance: transfer to the SME's account, then payout
     to its IBAN. Safe to call again at any point (same idempotency keys)."""
-    advance, account = session.execute(  # the SME's Stripe account in the same round trip
-        select(Advance, PaymentProfile.stripe_account_id)
+    # the SME's Stripe account and the advance's operations in the same round trip
+    rows = session.execute(
+        select(Advance, PaymentProfile.stripe_account_id, PaymentOperation)
         .outerjoin(PaymentProfile, PaymentProfile.company_id == Advance.company_id)
+        .outerjoin(PaymentOperation, PaymentOperation.advance_id == Advance.id)
         .where(Advance.id == advance_id)
         .with_for_update(of=Advance)
-    ).one()
+    ).all()
+    invariant(bool(rows), f"advance {advance_id} exists")
+    advance, account = rows[0][0], rows[0][1]
     if advance.status not in (S.ACCEPTED, S.DISBURSING):
         return advance
     if advance.kind is AdvanceKind.PAYABLE:
@@ -639,12 +637,7 @@ def disburse(session: Session, clock: Clock, rail: StripeRail, advance_id: str) 
     invariant(account is not None, "an accepted advance has a payment profile")
     now, today = clock.now(), clock.today()
     metadata = {"advance": advance.id, "company": advance.company_id, "invoice": advance.invoice_id}
-    known = {
-        op.idempotency_key: op
-        for op in session.execute(
-            select(PaymentOperation).where(PaymentOperation.advance_id == advance.id)
-        ).scalars()
-    }
+    known = {op.idempotency_key: op for _, _, op in rows if op is not None}
     transfer = _operation(
         session,
         advance,

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session
 
 from escompte.clock import FrozenClock
+from escompte.concurrency import ASYNC_COMMIT
 from escompte.connectors.payments import Allocation, record_payment, refresh_invoices
 from escompte.db.migrate import MIGRATIONS_DIR
 from escompte.eligibility import queries, service
@@ -410,3 +411,13 @@ class TestDurability:
         with Session(committed_engine) as s:
             assert decide(s, clock, inv).reused
             assert setting(s) == "on"
+
+    def test_a_durable_decision_leaves_the_commit_waiting_for_the_disk(
+        self, session: Session, clock: FrozenClock, seller: b.Seller
+    ) -> None:
+        """For a transaction that also writes what must last (a quote, an advance)."""
+        inv = new_invoice(session, clock, seller)
+        decided = service.decide(session, clock, ADMIN, inv.id, durable=True)
+        assert not decided.reused and decided.decision is not None
+        assert session.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+        assert not session.info.get(ASYNC_COMMIT)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -419,7 +418,7 @@ def test_the_advance_is_committed_durably_before_money_moves(env: Env) -> None:
     admin = Principal(kind=PrincipalKind.ADMIN, key_id="key_t", mode=KeyMode.TEST)
     with env.session() as s:
         service.accept(s, env.clock, admin, q["id"])
-        # deciding eligibility turned it off for its transaction; the advance turns it back on
+        # a decision alone would turn it off for its transaction; an advance's leaves it on
         assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"
         s.rollback()
 
@@ -546,11 +545,10 @@ def test_a_new_pricing_grid_prices_the_next_quote_without_a_restart(env: Env) ->
     assert Decimal(second["daily_rate"]) == 2 * Decimal(first["daily_rate"])
 
 
-def _quote_in_session(
-    env: Env, who: Seller, monkeypatch: pytest.MonkeyPatch, *, decided_before: bool
-) -> list[str]:
-    """A quote made through the service, in one transaction left open; returns the
-    settings it sent with ``set_local`` and checks the commit would be durable."""
+@pytest.mark.parametrize("decided_before", [False, True], ids=["new decision", "reused decision"])
+def test_a_quote_commits_durably(env: Env, decided_before: bool) -> None:
+    """A decision alone commits without waiting for the disk; a quote must last. Its
+    decision, new or reused, leaves synchronous_commit on, with no round trip to set it."""
     from sqlalchemy import text
 
     from escompte.access.principal import Principal
@@ -558,38 +556,19 @@ def _quote_in_session(
     from escompte.eligibility import service as eligibility
     from escompte.financing import service
 
+    who = seller(env)
     admin = Principal(kind=PrincipalKind.ADMIN, key_id="key_t", mode=KeyMode.TEST)
     if decided_before:
         with env.session() as s:
             eligibility.decide(s, env.clock, admin, who.invoice_id)
             s.commit()
-    sent: list[str] = []
-    real = service.set_local
-
-    def recorded(session: Any, setting: str) -> None:
-        sent.append(setting)
-        real(session, setting)
-
-    monkeypatch.setattr(service, "set_local", recorded)
     with env.session() as s:
+        made = s.execute(text("SELECT count(*) FROM eligibility_decisions")).scalar_one()
         service.create_quote(
             s, env.clock, admin, invoice_id=who.invoice_id, amount_cents=None, duration_days=30
         )
+        decided = s.execute(text("SELECT count(*) FROM eligibility_decisions")).scalar_one() - made
+        assert decided == (0 if decided_before else 1)
         assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"
-        assert s.info[ASYNC_COMMIT] is False  # its commit waits for the disk (and lends the slot)
+        assert not s.info.get(ASYNC_COMMIT)  # its commit waits for the disk (and lends the slot)
         s.rollback()
-    return sent
-
-
-def test_a_quote_on_a_new_decision_turns_the_durable_commit_back_on(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The decision's INSERT turned synchronous_commit off for the transaction."""
-    sent = _quote_in_session(env, seller(env), monkeypatch, decided_before=False)
-    assert sent == ["synchronous_commit = on"]
-
-
-def test_a_quote_on_a_reused_decision_sends_no_setting(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing turned the durable commit off: no round trip to turn it on."""
-    sent = _quote_in_session(env, seller(env), monkeypatch, decided_before=True)
-    assert sent == []
