@@ -1,7 +1,7 @@
 """Benchmark of financing: quotes and advance acceptances over HTTP, each against the same
 server's GET /healthz and GET /v1/companies/{id} measured in the same run.
 
-    .venv/bin/python bench/financing.py [--sellers 50] [--invoices 3500] [--concurrency 32]
+    .venv/bin/python bench/financing.py [--sellers 50] [--invoices 5500] [--concurrency 32]
 
 Sellers made eligible as the financing tests make them (``healthy_seller``), each with a
 payment profile set up through the API against the local fake Stripe (run in this
@@ -90,6 +90,11 @@ WARM_UP_ADVANCES = 500
 ONE_CLIENT_ADVANCES = 100  # quotes, then acceptances, by a single client: the unloaded latency
 FEW_CLIENTS = 4  # quotes at a moderate load too: where p99 stands short of saturation
 FEW_CLIENT_QUOTES = 400
+# quotes arriving at random (Poisson) at a steady rate, a share of what 32 clients got:
+# the latency a partner sees at a given load, queueing for a connection included
+PACED_SHARES = (0.5, 0.75)
+PACED_QUOTES = 1000  # per share
+PACED_CONNECTIONS = 64
 FAKE_ALONE_SECONDS = 3.0
 STRIPE_KEY = "sk_test_escompte_bench"
 WEBHOOK_SECRET = "whsec_test_escompte_bench"
@@ -359,6 +364,46 @@ async def _drive(
             row.cpu = {k: round(row.cpu.get(k, 0.0) + v, 3) for k, v in spent.items()}
 
 
+async def _drive_paced(
+    server: Server, calls: list[Call], rate: float, check: Check, row: Row, meter: CpuMeter
+) -> None:
+    """Send ``calls`` at ``rate`` a second, at random (exponential) intervals, each on the
+    first idle one of ``PACED_CONNECTIONS`` keep-alive connections. A call's latency runs
+    from the moment it was due, so that waiting for a connection, when the server falls
+    behind, counts (no coordinated omission)."""
+    connections = await spread(server, PACED_CONNECTIONS)
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for connection in connections:
+        idle.put_nowait(connection)
+    intervals = random.Random(20261127)
+    latencies: list[float] = []
+
+    async def one(call: Call, due: float) -> None:
+        connection = await idle.get()
+        reply = await connection.send(encode(call))
+        latencies.append(time.perf_counter() - due)
+        idle.put_nowait(connection)
+        check(call, reply)
+
+    before = meter.snapshot()
+    started = due = time.perf_counter()
+    tasks = []
+    try:
+        for call in calls:
+            due += intervals.expovariate(rate)
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.create_task(one(call, due)))
+        await asyncio.gather(*tasks)
+    finally:
+        for connection in connections:
+            await connection.close()
+    row.seconds += time.perf_counter() - started
+    row.latencies += latencies
+    spent = CpuMeter.spent(before, meter.snapshot())
+    row.cpu = {k: round(row.cpu.get(k, 0.0) + v, 3) for k, v in spent.items()}
+
+
 def drive(
     server: Server,
     calls: Iterator[Call],
@@ -539,6 +584,8 @@ def phases(
         "healthz": Row("healthz", "GET /healthz (baseline)", concurrency),
         "get_company": Row("get_company", "GET /v1/companies/{id} (baseline)", concurrency),
         "quote": Row("quote", "POST /v1/quotes", concurrency),
+        **{f"quote_paced_{share:g}": Row(f"quote_paced_{share:g}", "POST /v1/quotes (steady rate)", 0)
+           for share in PACED_SHARES},
         "quote_few": Row("quote_few", f"POST /v1/quotes ({FEW_CLIENTS} clients)", FEW_CLIENTS),
         "quote_1": Row("quote_1", "POST /v1/quotes (1 client)", 1),
         "advance": Row("advance", "POST /v1/advances", concurrency),
@@ -557,7 +604,10 @@ def phases(
     warm = seeded.invoices[:WARM_UP_ADVANCES]
     alone = seeded.invoices[WARM_UP_ADVANCES : WARM_UP_ADVANCES + ONE_CLIENT_ADVANCES]
     few = seeded.invoices[WARM_UP_ADVANCES + ONE_CLIENT_ADVANCES :][:FEW_CLIENT_QUOTES]
-    measured = seeded.invoices[WARM_UP_ADVANCES + ONE_CLIENT_ADVANCES + len(few) :]
+    paced = seeded.invoices[WARM_UP_ADVANCES + ONE_CLIENT_ADVANCES + len(few) :][
+        : PACED_QUOTES * len(PACED_SHARES)
+    ]
+    measured = seeded.invoices[WARM_UP_ADVANCES + ONE_CLIENT_ADVANCES + len(few) + len(paced) :]
     print("warming up (baselines, quotes, acceptances)…", file=sys.stderr)
     drive(server, forever(healthz), concurrency, ok, seconds=WARM_UP_SECONDS)
     drive(server, forever(company), concurrency, ok, seconds=WARM_UP_SECONDS)
@@ -577,6 +627,12 @@ def phases(
     print(f"{len(measured):,} quotes, {concurrency} clients…", file=sys.stderr)
     drive(server, quote_calls(seeded, measured), concurrency, expect(201, quoted),
           row=rows["quote"], meter=meter)
+    for n, share in enumerate(PACED_SHARES):
+        rate, row = rows["quote"].rps * share, rows[f"quote_paced_{share:g}"]
+        row.label = f"POST /v1/quotes ({rate:.0f}/s steady)"
+        calls = list(quote_calls(seeded, paced[n * PACED_QUOTES : (n + 1) * PACED_QUOTES]))
+        print(f"{len(calls):,} quotes arriving at {rate:.0f}/s…", file=sys.stderr)
+        asyncio.run(_drive_paced(server, calls, rate, expect(201), row, meter))
     print(f"{len(few):,} quotes, {FEW_CLIENTS} clients…", file=sys.stderr)
     drive(server, quote_calls(seeded, few), FEW_CLIENTS, expect(201, quoted),
           row=rows["quote_few"], meter=meter)
@@ -736,8 +792,14 @@ def report(
         print(f"  {'PASS' if met else 'MISS'}  {name}")
     for name, met in checks.items():
         print(f"  {'ok  ' if met else 'FAIL'}  {name}")
-    print(f"  (the issue names no load for quotes: at {FEW_CLIENTS} clients, {few.rps:.0f} quotes/s, p99 "
-          f"{few.cut(99):.1f} ms; at 1 client p99 {rows['quote_1'].cut(99):.1f} ms)")
+    steady = "; ".join(
+        f"{share:.0%} of the {concurrency}-client rate ({row.rps:.0f}/s), p99 {row.cut(99):.1f} ms"
+        for share in PACED_SHARES
+        for row in [rows[f"quote_paced_{share:g}"]]
+    )
+    print(f"  (the issue names no load for quotes: arriving at random at a steady {steady}; at "
+          f"{FEW_CLIENTS} clients, {few.rps:.0f} quotes/s, p99 {few.cut(99):.1f} ms; at 1 client p99 "
+          f"{rows['quote_1'].cut(99):.1f} ms)")
     document = {
         "benchmark": "financing",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -768,7 +830,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sellers", type=int, default=50,
                         help="eligible sellers, each with a payment profile")
-    parser.add_argument("--invoices", type=int, default=3500,
+    parser.add_argument("--invoices", type=int, default=5500,
                         help="open invoices spread over the sellers: one quote and one acceptance each")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
     parser.add_argument("--drive-fake", nargs=2, metavar=("PORT", "ACCOUNT"), help=argparse.SUPPRESS)
@@ -777,7 +839,8 @@ def main() -> int:
         port, account = args.drive_fake
         print(json.dumps(asyncio.run(_load_fake(int(port), account, args.concurrency, FAKE_ALONE_SECONDS))))
         return 0
-    least = WARM_UP_ADVANCES + ONE_CLIENT_ADVANCES + args.concurrency
+    paced = PACED_QUOTES * len(PACED_SHARES)
+    least = WARM_UP_ADVANCES + ONE_CLIENT_ADVANCES + FEW_CLIENT_QUOTES + paced + args.concurrency
     if args.sellers < 1 or args.concurrency < 1 or args.invoices < least:
         parser.error(f"--sellers and --concurrency >= 1, --invoices >= {least}")
     try:
