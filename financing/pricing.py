@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -81,6 +82,7 @@ def annual_rate(daily_rate: Decimal) -> Decimal:
     return (daily_rate * 365).quantize(PERCENT_STEP * Decimal("0.01"))
 
 
+@lru_cache(maxsize=4096)  # a handful of grid rates x 3-120 days; a fractional power is slow
 def effective_annual_rate(daily_rate: Decimal, days: int) -> Decimal:
     """What the fee for ``days`` days amounts to per year, compounded: (1 + r·n)^(365/n) - 1."""
     growth = 1 + daily_rate * days

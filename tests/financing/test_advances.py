@@ -330,6 +330,17 @@ def test_extend_within_120_days(env: Env) -> None:
     assert r.status_code == 409 and r.json()["type"].rsplit(":", 1)[-1] == "extension_refused"
 
 
+def test_a_quote_reads_back_as_it_was_given(env: Env) -> None:
+    """What POST /v1/quotes answered is what was stored: GET shows the same figures, to
+    its owner only."""
+    who, other = seller(env), seller(env)
+    given = quote(env, who, days=45)
+    r = env.http.get(f"/v1/quotes/{given['id']}", headers=who.headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == given
+    assert env.http.get(f"/v1/quotes/{given['id']}", headers=other.headers).status_code == 404
+
+
 def test_other_tenants_see_nothing(env: Env) -> None:
     who = seller(env)
     other = seller(env)
@@ -552,7 +563,7 @@ def test_a_quote_commits_durably(env: Env, decided_before: bool) -> None:
     from sqlalchemy import text
 
     from escompte.access.principal import Principal
-    from escompte.concurrency import ASYNC_COMMIT
+    from escompte.concurrency import ASYNC_COMMIT, WROTE
     from escompte.eligibility import service as eligibility
     from escompte.financing import service
 
@@ -570,5 +581,6 @@ def test_a_quote_commits_durably(env: Env, decided_before: bool) -> None:
         decided = s.execute(text("SELECT count(*) FROM eligibility_decisions")).scalar_one() - made
         assert decided == (0 if decided_before else 1)
         assert s.execute(text("SHOW synchronous_commit")).scalar() == "on"
-        assert not s.info.get(ASYNC_COMMIT)  # its commit waits for the disk (and lends the slot)
+        assert not s.info.get(ASYNC_COMMIT)  # its commit waits for the disk
+        assert s.info.get(WROTE)  # and lends the request's slot meanwhile
         s.rollback()
