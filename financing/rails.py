@@ -25,6 +25,7 @@ from typing import Any
 import stripe
 
 from escompte.concurrency import waiting_elsewhere
+from escompte.financing.stripe_http import KeptAliveClient
 from escompte.settings import Settings
 
 
@@ -103,7 +104,7 @@ class StripeRail:
             api_key,
             base_addresses={"api": api_base},
             max_network_retries=0,
-            http_client=stripe.HTTPXClient(timeout=timeout_seconds, allow_sync_methods=True),
+            http_client=KeptAliveClient(timeout_seconds),
         )
 
     # --- onboarding --------------------------------------------------------------------

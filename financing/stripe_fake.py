@@ -6,9 +6,7 @@ The real ``stripe`` SDK (16.x) talks to it over HTTP. Call forms checked against
         "sk_test_x",
         base_addresses={"api": fake.base_url},
         max_network_retries=0,
-        # allow_sync_methods=True is needed for the sync calls below; without it HTTPXClient
-        # serves only the *_async methods (and raises RuntimeError on sync ones).
-        http_client=stripe.HTTPXClient(allow_sync_methods=True, timeout=5),
+        http_client=KeptAliveClient(5),  # escompte.financing.stripe_http: the rail's transport
     )
     client.v1.transfers.create(params={...}, options={"idempotency_key": "escompte:transfer:adv_1"})
     client.v1.payouts.create(params={...}, options={"stripe_account": acct_id, "idempotency_key": ...})

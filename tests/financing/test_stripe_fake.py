@@ -1,7 +1,7 @@
 """The local fake Stripe, driven through the real ``stripe`` SDK over HTTP (no database).
 
 The SDK forms used here are the product's: ``StripeClient(..., base_addresses={"api": url},
-max_network_retries=0, http_client=stripe.HTTPXClient(allow_sync_methods=True))`` and
+max_network_retries=0, http_client=KeptAliveClient(timeout))`` and
 ``client.v1.<resource>.create(params={...}, options={"idempotency_key": ..., "stripe_account": ...})``.
 """
 
@@ -19,6 +19,7 @@ import pytest
 import stripe
 
 from escompte.financing.stripe_fake import FakeStripe, parse_form, sign
+from escompte.financing.stripe_http import KeptAliveClient
 
 SECRET = "whsec_test_fake_suite"
 IBAN = "FR1420041010050500013M02606"
@@ -26,8 +27,6 @@ OTHER_IBAN = "FR7630006000011234567890189"
 BAD_IBAN = "FR7630006000011234567890180"  # wrong check digits
 PLATFORM_CENTS = 1_000_000_00
 
-# stripe's HTTPXClient posts its form body with data=<str>, which httpx deprecates.
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -93,7 +92,7 @@ def _client(fake: FakeStripe, timeout: float = 5.0) -> stripe.StripeClient:
         "sk_test_x",
         base_addresses={"api": fake.base_url},
         max_network_retries=0,
-        http_client=stripe.HTTPXClient(allow_sync_methods=True, timeout=timeout),
+        http_client=KeptAliveClient(timeout),
     )
 
 
