@@ -63,6 +63,8 @@ from run import (  # noqa: E402  (bench/run.py: the load client and server helpe
     encode,
     free_port,
     local_postmaster,
+    speed_line,
+    speed_probe,
     spread,
     stop_database,
     tail,
@@ -576,6 +578,7 @@ def count_decisions(url: str, policy_version: int) -> int:
 
 def run(concurrency: int, duration: float) -> dict[str, Any]:
     load_before = os.getloadavg()
+    probe_before = speed_probe()
     with tempfile.TemporaryDirectory(prefix="escompte-bench-elig-") as tmp:
         data_dir = Path(tmp)
         from escompte.db import embedded
@@ -595,6 +598,7 @@ def run(concurrency: int, duration: float) -> dict[str, Any]:
         finally:
             stop_database(data_dir)
     figures["load_average"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
+    figures["speed_probe_ms"] = {"before": probe_before, "after": speed_probe()}
     return figures
 
 
@@ -784,6 +788,7 @@ def report(figures: dict[str, Any], concurrency: int, duration: float) -> dict[s
         f"machine load average (1 min) before the run: {figures['load_average']['before']} "
         "(above ~0.5, other work shares the two cores with the benchmark)"
     )
+    print(speed_line(figures["speed_probe_ms"]))
     print(
         f"batch of {figures['batch_cold']['count']:,} open invoices: cold {figures['batch_cold_s']:.2f} s "
         f"({figures['batch_cold']['decided']:,} decided, {figures['batch_cold']['eligible']:,} eligible), "

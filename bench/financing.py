@@ -74,6 +74,8 @@ from run import (  # noqa: E402  (bench/run.py: the load client and server helpe
     api_server,
     encode,
     local_postmaster,
+    speed_line,
+    speed_probe,
     spread,
     stop_database,
     tail,
@@ -652,6 +654,7 @@ def run(sellers: int, invoices: int, concurrency: int) -> dict[str, Any]:
     from escompte.financing.stripe_fake import FakeStripe
 
     load_before = os.getloadavg()[0]
+    probe_before = speed_probe()
     with tempfile.TemporaryDirectory(prefix="escompte-bench-fin-") as tmp:
         data_dir = Path(tmp)
         print("starting PostgreSQL, migrating, seeding sellers and invoices…", file=sys.stderr)
@@ -705,6 +708,7 @@ def run(sellers: int, invoices: int, concurrency: int) -> dict[str, Any]:
         "fake_alone": alone,
         "embedded": postmaster is not None,
         "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "speed_probe_ms": {"before": probe_before, "after": speed_probe()},
     }
 
 
@@ -771,6 +775,7 @@ def report(
     print(f"seeding {figures['seed_s']} s, payment profiles {figures['setup_s']} s; machine load average "
           f"(1 min) before the run {figures['load_average']['before']} (above ~0.5, other work shares "
           "the cores)")
+    print(speed_line(figures["speed_probe_ms"]))
     targets = {
         f"quote p99 < {TARGET_QUOTE_P99_MS:g} ms at {concurrency} clients ({quote.cut(99):.1f} ms)":
             quote.cut(99) < TARGET_QUOTE_P99_MS,

@@ -199,6 +199,34 @@ def local_postmaster(url: str) -> psutil.Process | None:
     return None
 
 
+def speed_probe() -> float:
+    """Milliseconds this machine takes for a fixed piece of pure-Python work, the best of
+    five. The same code's figures differ by a factor of two to three from one VM to the
+    next, and a VM's own speed drifts: figures are compared through this probe (and the
+    baselines measured in the same run), not as they are."""
+
+    def work() -> int:
+        total, seen = 0, {}
+        for i in range(200_000):
+            total += i * i % 7
+            seen[i & 1023] = i
+        return total + len(seen)
+
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
+def speed_line(probe: dict[str, float]) -> str:
+    return (
+        f"machine speed probe (fixed pure-Python work, lower is faster): {probe['before']} ms before "
+        f"the run, {probe['after']} ms after"
+    )
+
+
 def _cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
