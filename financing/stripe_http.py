@@ -132,7 +132,7 @@ class KeptAliveClient(stripe.HTTPClient):
         ) from exc
 
     def close(self) -> None:
-        """Close this thread's connections (another thread's close with it)."""
+        """Close this thread's connections (another thread's are closed when it ends)."""
         connections = self._connections()
         for connection in connections.values():
             connection.close()
