@@ -91,10 +91,7 @@ class Outcome:
     checks: tuple[Check, ...]
     features: tuple[Feature, ...]
     counterfactuals: tuple[Counterfactual, ...]
-
-    @property
-    def failed(self) -> list[str]:
-        return [c.code for c in self.checks if not c.passed]
+    failed: list[str]  # the codes of the checks that refused, in order
 
 
 def risk_grade(f: Facts, p: PolicySettings, s: Score, memo: dict[Any, Any] | None = None) -> Check:
@@ -125,15 +122,28 @@ DEBTOR_SCOPED = frozenset(
 )
 
 
-def _run(rule: Rule, f: Facts, p: PolicySettings, memo: dict[Any, Any] | None) -> Check:
+def _gates(f: Facts, p: PolicySettings, memo: dict[Any, Any] | None) -> list[Check]:
+    """The checks of GATES, in order. With a batch's ``memo``, the seller- and
+    debtor-scoped ones are run once per seller and debtor (and a seller-scoped check is
+    the same object for all its debtors): the invoice's own checks run every time."""
     if memo is None:
-        return rule(f, p)
+        return [rule(f, p) for rule in GATES]
+    key = ("gates", f.company_id, f.debtor_id)
+    shared: tuple[Check | None, ...] | None = memo.get(key)
+    if shared is None:
+        shared = memo[key] = tuple(_scoped(rule, f, p, memo) for rule in GATES)
+    return [rule(f, p) if check is None else check for rule, check in zip(GATES, shared, strict=True)]
+
+
+def _scoped(rule: Rule, f: Facts, p: PolicySettings, memo: dict[Any, Any]) -> Check | None:
+    """The check of a seller- or debtor-scoped rule (once per seller or debtor), or None
+    for a rule of the invoice's own."""
     if rule in COMPANY_SCOPED:
-        key: tuple[Any, str] | None = (rule, f.company_id)
+        key: tuple[Any, str] = (rule, f.company_id)
     elif rule in DEBTOR_SCOPED:
         key = (rule, f.debtor_id)
     else:
-        return rule(f, p)
+        return None
     check: Check | None = memo.get(key)
     if check is None:
         check = memo[key] = rule(f, p)
@@ -143,7 +153,7 @@ def _run(rule: Rule, f: Facts, p: PolicySettings, memo: dict[Any, Any] | None) -
 def evaluate(f: Facts, p: PolicySettings, memo: dict[Any, Any] | None = None) -> Outcome:
     """The decision on ``f`` under ``p``. ``memo`` (a dict kept for one batch, whose facts
     all come from one read under one policy) shares seller- and debtor-scoped work."""
-    checks = [_run(rule, f, p, memo) for rule in GATES]
+    checks = _gates(f, p, memo)
     # each limit is measured against the whole amount due, so that every limit below it
     # shows (the tightest binds; the others say what comes next once it is lifted)
     due = f.amount_due_cents
@@ -154,9 +164,14 @@ def evaluate(f: Facts, p: PolicySettings, memo: dict[Any, Any] | None = None) ->
     ]
     s = score(f, p, memo)
     checks.append(risk_grade(f, p, s, memo))
-    eligible = all(c.passed for c in checks)
-    caps = [c.cap_cents for c in checks if c.effect == "cap" and c.cap_cents is not None]
-    max_amount = min([f.amount_due_cents, *caps])
+    failed: list[str] = []
+    max_amount = f.amount_due_cents
+    for c in checks:  # one pass: what refused, and the tightest cap
+        if c.effect == "fail":
+            failed.append(c.code)
+        elif c.effect == "cap" and c.cap_cents is not None and c.cap_cents < max_amount:
+            max_amount = c.cap_cents
+    eligible = not failed
     # every capping check refuses a cap below the minimum, and the policy keeps its own
     # caps above it: an eligible decision always offers at least the minimum
     invariant(not eligible or max_amount >= p.min_amount_cents, "eligible below the minimum amount")
@@ -170,6 +185,7 @@ def evaluate(f: Facts, p: PolicySettings, memo: dict[Any, Any] | None = None) ->
         checks=tuple(checks),
         features=s.features,
         counterfactuals=counterfactuals(checks),
+        failed=failed,
     )
 
 
