@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from escompte.clock import Clock
@@ -67,24 +68,30 @@ def fresh_snapshot(
     return figures
 
 
-_input_names: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
+_input_names: dict[tuple[str, ...], tuple[tuple[str, ...], bytes]] = {}
 
 
-def _key(part: dict[str, Any]) -> str:
+def _key(part: dict[str, Any]) -> bytes:
     """Every input value of a row, by name in a fixed order (whatever the statement's
-    column order), as text."""
+    column order), as JSON (a type JSON lacks by its ``repr``) after the names."""
     columns = tuple(part)
     known = _input_names.get(columns)
     if known is None:
         names = tuple(sorted(n for n in columns if n not in _NOT_INPUTS))
-        known = _input_names[columns] = (names, repr(names))
+        known = _input_names[columns] = (names, repr(names).encode())
     names, label = known
-    return f"{label}{[part[n] for n in names]!r}"
+    return label + to_json([part[n] for n in names], fallback=repr)
+
+
+def _digest(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 @dataclass
 class Keys:
-    """The hashed-once parts of a batch's fingerprints."""
+    """The hashed-once parts of a batch's fingerprints: the seller's and the debtor's
+    inputs, each hashed once, so that an invoice's fingerprint hashes their digests and
+    its own row only."""
 
     companies: dict[str, str] = field(default_factory=dict)
     debtors: dict[str, str] = field(default_factory=dict)
@@ -92,14 +99,14 @@ class Keys:
     def company(self, company: dict[str, Any], snapshot: dict[str, Any]) -> str:
         key = self.companies.get(company["company_id"])
         if key is None:
-            key = _key(company) + json.dumps(snapshot, sort_keys=True, default=str)
-            self.companies[company["company_id"]] = key
+            figures = json.dumps(snapshot, sort_keys=True, default=str).encode()
+            key = self.companies[company["company_id"]] = _digest(_key(company) + b"|" + figures)
         return key
 
     def debtor(self, debtor: dict[str, Any]) -> str:
         key = self.debtors.get(debtor["debtor_id"])
         if key is None:
-            key = self.debtors[debtor["debtor_id"]] = _key(debtor)
+            key = self.debtors[debtor["debtor_id"]] = _digest(_key(debtor))
         return key
 
 
@@ -112,8 +119,8 @@ def inputs_fingerprint(
     invoice: dict[str, Any],
     book: BookMatch,
 ) -> str:
-    payload = f"{today.isoformat()}|{version}|{company_key}|{debtor_key}|{_key(invoice)}|{book!r}"
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    head = f"{today.isoformat()}|{version}|{company_key}|{debtor_key}|".encode()
+    return _digest(head + _key(invoice) + f"|{book.lines}|{book.debit_cents}".encode())
 
 
 def _whole(value: Decimal | None) -> int | None:
