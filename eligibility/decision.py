@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from escompte.eligibility import limits, rules
@@ -14,6 +13,7 @@ from escompte.eligibility.policy import Grade, PolicySettings
 from escompte.eligibility.rules import Check
 from escompte.eligibility.scoring import Feature, Score, grade_rank, score
 from escompte.errors import invariant
+from escompte.values import value
 
 Rule = Callable[[Facts, PolicySettings], Check]
 
@@ -66,7 +66,7 @@ CHECK_CODES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Counterfactual:
     """What would change the decision: ``code`` says what, ``check`` whose figures say how much."""
 
@@ -80,7 +80,7 @@ class Counterfactual:
         return [self.code, self.check]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outcome:
     eligible: bool
     max_amount_cents: int

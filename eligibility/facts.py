@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
+
+from escompte.values import value
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
@@ -31,7 +32,7 @@ def invoice_fingerprint(debtor_siren: str, number: str, amount_cents: int, issue
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BankFigures:
     """Bank health of a seller over the last ``window_days`` (from its connected accounts)."""
 
@@ -50,7 +51,7 @@ class BankFigures:
     balance_end_cents: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Facts:
     as_of_date: date
     policy_version: int

@@ -74,6 +74,7 @@ from escompte.models import (
     RegistryCompany,
     RelatedParty,
 )
+from escompte.values import value
 
 OPEN_STATUSES = ("open", "partially_paid", "disputed")
 RECEIVABLE_ACCOUNTS = "411%"  # customer receivables in the French chart of accounts
@@ -617,7 +618,7 @@ def read_many(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BookMatch:
     lines: int
     debit_cents: int

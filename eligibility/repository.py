@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -30,6 +29,7 @@ from escompte.models import (
     Invoice,
     RelatedParty,
 )
+from escompte.values import value
 
 
 def save_snapshot(
@@ -135,7 +135,7 @@ def decision_copy(session: Session) -> Iterator[Callable[[Sequence[Any]], None]]
             yield copy.write_row
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DecisionSummary:
     id: str
     invoice_id: str

@@ -16,7 +16,7 @@ exposure are in ``limits.py``; the risk grade in ``decision.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from stdnum.fr import siren as stdnum_siren
 
 from escompte.eligibility.facts import Facts
 from escompte.eligibility.policy import PolicySettings
+from escompte.values import value
 
 Effect = Literal["ok", "cap", "fail", "na"]
 
@@ -43,7 +44,7 @@ FACTORED = 225
 OPEN_PROCEEDINGS = frozenset({"sauvegarde", "redressement", "liquidation", "plan"})
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Check:
     code: str
     effect: Effect
@@ -181,7 +182,7 @@ def invoice_open(f: Facts, p: PolicySettings) -> Check:
     return Check("invoice_open", "ok", "partially_paid" if f.amount_paid_cents else "open", g)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DisputeView:
     state: Literal["none", "partial", "full", "blocked"]
     undisputed_due_cents: int

@@ -11,12 +11,12 @@ a whole point. No floats.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from escompte.eligibility.facts import Facts
 from escompte.eligibility.policy import GRADES, Grade, PolicySettings
+from escompte.values import value
 
 ONE = Decimal(1)
 
@@ -37,7 +37,7 @@ FEATURE_UNITS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Feature:
     name: str
     value: int | bool | None  # its unit: FEATURE_UNITS
@@ -51,7 +51,7 @@ class Feature:
         return [self.value, self.points]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Score:
     points: int
     grade: Grade

@@ -31,6 +31,7 @@ from escompte.eligibility.repository import DecisionSummary
 from escompte.errors import FieldError, Forbidden, NotFound, ValidationFailed, invariant
 from escompte.ids import new_id
 from escompte.models import EligibilityDecision, EligibilityPolicy, RelatedParty
+from escompte.values import value
 
 MAX_BATCH = 10_000
 
@@ -178,7 +179,7 @@ def decide(
     return Decided(values["id"], reused=False, decision=EligibilityDecision(**values))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BatchItem:
     summary: DecisionSummary
     reused: bool
