@@ -1,7 +1,8 @@
-"""Shared kernel: money, rounding, ids, clock, settings."""
+"""Shared kernel: money, rounding, ids, clock, settings, value objects."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,7 @@ from escompte.errors import InvariantViolation, invariant
 from escompte.ids import is_id, new_id
 from escompte.money import CurrencyMismatch, Money, round_cents
 from escompte.settings import SettingsError, load_settings
+from escompte.values import value
 from tests import factories as f
 
 
@@ -70,6 +72,28 @@ class TestClock:
             clock.advance(timedelta(days=-1))
         with pytest.raises(ValueError):
             FrozenClock(datetime(2026, 1, 1))
+
+
+@value
+class _Point:
+    x: int
+    label: str = "origin"
+
+
+class TestValue:
+    def test_frozen_for_the_type_checker(self) -> None:
+        """mypy refuses assignments to a field only while the decorator declares
+        frozen_default (the test command runs mypy over the code)."""
+        declared = getattr(value, "__dataclass_transform__", {})
+        # Python 3.11 keeps the newer frozen_default among the extra keyword arguments
+        assert declared.get("frozen_default", declared.get("kwargs", {}).get("frozen_default")) is True
+        assert dataclasses.field in declared.get("field_specifiers", ())
+
+    def test_a_plain_slotted_dataclass_at_run_time(self) -> None:
+        p = _Point(1)
+        assert dataclasses.is_dataclass(p) and p == _Point(1, "origin")
+        assert _Point.__slots__ == ("x", "label") and not hasattr(p, "__dict__")
+        assert dataclasses.replace(p, x=2) == _Point(2)
 
 
 def test_invariant_survives_optimisation() -> None:
