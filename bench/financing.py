@@ -805,6 +805,11 @@ def report(
     print(f"  (the issue names no load for quotes: arriving at random at a steady {steady}; at "
           f"{FEW_CLIENTS} clients, {few.rps:.0f} quotes/s, p99 {few.cut(99):.1f} ms; at 1 client p99 "
           f"{rows['quote_1'].cut(99):.1f} ms)")
+    # A quote does all a one-SELECT read does and more, so it is served at most as fast;
+    # and n clients in a closed loop wait n / throughput on average (Little's law).
+    print(f"  (at {concurrency} clients a quote's mean latency is at least {concurrency} ÷ the "
+          f"company read's rate ({company:.0f}/s) = {concurrency / company * 1000:.1f} ms, and "
+          f"was {concurrency / quote.rps * 1000:.1f} ms)")
     document = {
         "benchmark": "financing",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),

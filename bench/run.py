@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import itertools
 import json
 import math
 import os
@@ -362,10 +363,14 @@ class Connection:
 
 
 async def spread(server: Server, count: int) -> list[Connection]:
-    """Open ``count`` keep-alive connections, as many on each worker (±1).
+    """Open ``count`` keep-alive connections, as many on each worker (±1), listed in
+    turn by worker (the first on one worker, the second on the next, …).
 
     The workers share one listening socket and whichever wakes first accepts: a burst of
     connections often lands all on one worker, which would measure one worker, not two.
+    The order matters to a caller that takes its connections in turn (a paced load): in
+    worker order, every run of ``count / workers`` requests would go to a single worker
+    while the others idle.
     """
     quota = -(-count // len(server.workers))
     kept: dict[int, list[Connection]] = {worker.pid: [] for worker in server.workers}
@@ -389,7 +394,8 @@ async def spread(server: Server, count: int) -> list[Connection]:
                 kept[owner].append(connection)
             else:
                 await connection.close()
-    return [connection for connections in kept.values() for connection in connections]
+    return [connection for turn in itertools.zip_longest(*kept.values()) for connection in turn
+            if connection is not None]
 
 
 def encode(call: Call) -> bytes:
