@@ -42,7 +42,11 @@ def list_invoices(
     status: InvoiceStatus | None = None,
     eligible: Annotated[
         bool | None,
-        Query(description="Filter on the latest eligibility decision (undecided invoices match neither)."),
+        Query(
+            description="Filter on the latest eligibility decision, as it still holds: an invoice "
+            "paid, cancelled or financed since that decision is not eligible. Undecided invoices "
+            "match neither; `POST /v1/eligibility/batch` decides a company's open invoices first."
+        ),
     ] = None,
 ) -> ListResponse[InvoiceOut]:
     rows = service.list_invoices(

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session
 
 from escompte.access.principal import Principal, visible_company_ids
-from escompte.models import EligibilityDecision, Invoice, InvoiceKind, InvoiceStatus
+from escompte.models import LIVE_STATUSES, Advance, EligibilityDecision, Invoice, InvoiceKind, InvoiceStatus
+
+# What Escompte records without deciding again and that ends any chance of financing:
+# decisions are made on demand, so the latest one may predate these.
+_CLOSED = (InvoiceStatus.PAID, InvoiceStatus.CANCELLED)
 
 
 def invoice_by_number(session: Session, company_id: str, debtor_id: str, number: str) -> Invoice | None:
@@ -50,7 +54,8 @@ def list_invoices(
     if status:
         query = query.where(Invoice.status == status)
     if eligible is not None:
-        # as last decided: an invoice never decided is in neither list
+        # as last decided, unless the invoice was paid, cancelled or financed since; an
+        # invoice never decided is in neither list
         latest = (
             select(EligibilityDecision.eligible)
             .where(EligibilityDecision.invoice_id == Invoice.id)
@@ -58,7 +63,17 @@ def list_invoices(
             .limit(1)
             .scalar_subquery()
         )
-        query = query.where(latest == eligible)
+        holds = _still_financeable()
+        if eligible:
+            query = query.where(latest.is_(True), holds)
+        else:
+            query = query.where(or_(latest.is_(False), and_(latest.is_not(None), not_(holds))))
     if starting_after:
         query = query.where(Invoice.id < starting_after)
     return list(session.execute(query.order_by(Invoice.id.desc()).limit(limit)).scalars())
+
+
+def _still_financeable() -> ColumnElement[bool]:
+    """The invoice is neither closed (paid, cancelled) nor financed by a live advance."""
+    financed = exists().where(Advance.invoice_id == Invoice.id, Advance.status.in_(LIVE_STATUSES))
+    return and_(Invoice.status.not_in(_CLOSED), not_(financed))

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from escompte.clock import FrozenClock
-from escompte.models import Invoice
+from escompte.models import Invoice, InvoiceStatus
 from tests import factories as f
 from tests.api.conftest import Tenant, World
 from tests.eligibility import builders as b
@@ -409,3 +409,26 @@ class TestInvoiceListFilter:
         assert ok.id in listed("true") and too_long.id not in listed("true")
         assert too_long.id in listed("false") and ok.id not in listed("false")
         assert undecided.id not in listed("true") | listed("false")
+
+    @pytest.mark.parametrize("closed", [InvoiceStatus.PAID, InvoiceStatus.CANCELLED])
+    def test_an_invoice_closed_since_its_decision_is_no_longer_listed_eligible(
+        self,
+        client: TestClient,
+        session: Session,
+        clock: FrozenClock,
+        seller: Tenant,
+        closed: InvoiceStatus,
+    ) -> None:
+        ok, other = invoice(session, clock, seller), invoice(session, clock, seller)
+        assert decide(client, seller, ok)["eligible"] is True
+        assert decide(client, seller, other)["eligible"] is True
+        ok.status = closed  # as a payment or a credit note records it: no new decision
+        session.commit()
+
+        def listed(value: str) -> set[str]:
+            r = client.get("/v1/invoices", params={"eligible": value}, headers=seller.headers)
+            assert r.status_code == 200, r.text
+            return {i["id"] for i in r.json()["data"]}
+
+        assert listed("true") == {other.id}
+        assert listed("false") == {ok.id}

@@ -361,6 +361,25 @@ def test_other_tenants_see_nothing(env: Env) -> None:
     assert listed["data"] == []
 
 
+def test_a_financed_invoice_leaves_the_eligible_list(env: Env) -> None:
+    who = seller(env, invoices=2)
+    set_up_payments(env, who)
+
+    def listed(eligible: str) -> set[str]:
+        r = env.http.get("/v1/invoices", params={"eligible": eligible}, headers=who.headers)
+        assert r.status_code == 200, r.text
+        return {i["id"] for i in r.json()["data"]}
+
+    both = {i["id"] for i in env.http.get("/v1/invoices", headers=who.headers).json()["data"]}
+    for invoice_id in both:
+        r = env.http.post(f"/v1/invoices/{invoice_id}/eligibility", headers=who.headers)
+        assert r.status_code == 200 and r.json()["eligible"] is True, r.text
+    assert listed("true") == both and listed("false") == set()
+    finance(env, who)  # its last decision (the acceptance's re-check) said eligible
+    assert listed("true") == both - {who.invoice_id}
+    assert listed("false") == {who.invoice_id}
+
+
 def test_ineligible_invoice_gets_no_quote(env: Env) -> None:
     who = seller(env, days=200)
     r = env.http.post(
