@@ -218,8 +218,15 @@ def demo(
     _migrate(url)
     clock = SystemClock()
     financed = ""
+    stripe_state = _demo_stripe_state(settings)
     with _session(url, settings) as session, session.begin():
-        if not demo_data.already_seeded(session):
+        if demo_data.already_seeded(session):
+            if fake is not None and not fake.load(stripe_state):
+                err.print(
+                    "[yellow]the fake Stripe starts empty: the advances and payment set-ups made "
+                    "before cannot move money through it (a new --data-dir gives a fresh demo)[/]"
+                )
+        else:
             demo_data.seed(session, clock)
             err.print("[green]demo data seeded[/]")
             if fake is not None:
@@ -237,6 +244,8 @@ def demo(
                 if advances:  # the first one was repaid early: its statement tells the whole story
                     financed = f"  An advance's statement: {base}/v1/advances/{advances[0]}/statement\n"
         keys = demo_data.demo_keys(session, clock)
+    if fake is not None:
+        fake.save(stripe_state)
     out = Console()
     out.print(
         f"""
@@ -255,15 +264,30 @@ def demo(
         soft_wrap=True,
     )
     if fake is not None:
-        _settle_in_background(fake)
+        _settle_in_background(fake, stripe_state)
     if serve_api:
-        _serve(settings, host, port, workers)
+        try:
+            _serve(settings, host, port, workers)
+        finally:
+            if fake is not None:
+                fake.save(stripe_state)
 
 
-def _settle_in_background(fake: FakeStripe) -> None:
+def _demo_stripe_state(settings: Settings) -> Path:
+    """Where the demo keeps its fake Stripe's state between runs: one file per database
+    (the embedded one of the data folder, or the configured URL)."""
+    import hashlib
+
+    database = hashlib.sha256((settings.database_url or "embedded").encode()).hexdigest()[:12]
+    return settings.data_dir / f"demo-stripe-{database}.pickle"
+
+
+def _settle_in_background(fake: FakeStripe, state: Path) -> None:
     """The demo's bank: every few seconds the fake Stripe pays the payouts and collects
     the debits in flight (their webhooks follow), so an advance accepted through the API
-    becomes active, and a repayment repays, within seconds."""
+    becomes active, and a repayment repays, within seconds. Its state is saved each
+    time, so that a demo stopped any way restarts with the Stripe objects its database
+    names."""
     import threading
     import time
 
@@ -273,6 +297,7 @@ def _settle_in_background(fake: FakeStripe) -> None:
             try:
                 fake.settle_payouts()
                 fake.settle_payment_intents()
+                fake.save(state)
             except Exception as exc:  # the demo server must not die with its bank
                 err.print(f"[yellow]fake Stripe settlement failed: {exc}[/]")
 

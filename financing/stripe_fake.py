@@ -33,6 +33,8 @@ What it fakes, in memory and guarded by one lock:
 - Controls, in Python and as JSON ``POST /_fake/<method>`` for another process: settlement of
   payouts and payment intents, scheduled failures, disputes, top-ups, account restrictions,
   mandate revocation, fault injection (errors, delays, lost responses), call counters.
+- Its whole state saved to a file and loaded back (:meth:`FakeStripe.save`, ``load``): the demo
+  keeps it between runs, beside the database whose rows name its objects.
 
 What it does not fake: any other endpoint or payment method, updates (``POST /v1/x/{id}``),
 ``expand``, fees (always 0), pending balances (everything is available at once), the ``in_transit``
@@ -54,6 +56,8 @@ import hmac
 import json
 import logging
 import operator
+import os
+import pickle
 import random
 import socket
 import string
@@ -62,6 +66,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
@@ -433,6 +438,11 @@ class _Failure:
     after_paid: bool = False
 
 
+# Bumped whenever _State or what it holds changes shape: an older saved state is then
+# not loaded (FakeStripe.load).
+_STATE_FORMAT = 1
+
+
 @dataclass
 class _State:
     objects: dict[str, Obj] = field(default_factory=dict)
@@ -568,6 +578,42 @@ class FakeStripe:
         with self._lock:
             self._time_offset = 0
             self._state = self._new_state()
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: Path) -> None:
+        """Write everything the fake holds (accounts, customers, mandates, transfers,
+        payouts, balances, events not yet delivered, idempotency records) to ``path``, so
+        that a demo restarted on the same database finds the Stripe objects its rows
+        name, and a retry with a key already used replays instead of paying twice.
+
+        Pickled, because the state shares objects between its indexes (an account is in
+        ``objects`` and ``accounts``, a balance transaction in ``objects`` and ``bts``)
+        and must come back shared. A pickle runs code when loaded: only :meth:`load` a
+        file this fake wrote, in a folder of the same user (the demo's data folder)."""
+        with self._lock:
+            data = pickle.dumps((_STATE_FORMAT, self._state, self._time_offset))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = path.with_name(path.name + ".part")
+        written.write_bytes(data)
+        os.replace(written, path)  # a reader never sees half a file
+
+    def load(self, path: Path) -> bool:
+        """Take back the state :meth:`save` wrote; False (and nothing changed) when there
+        is no such file or it was written by another version of the fake."""
+        try:
+            found, state, offset = pickle.loads(path.read_bytes())  # noqa: S301 - see save
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            log.warning("fake Stripe state not loaded from %s: %s", path, exc)
+            return False
+        if found != _STATE_FORMAT or not isinstance(state, _State):
+            return False
+        with self._lock:
+            self._state, self._time_offset = state, int(offset)
+        self._wake.set()  # events not delivered before the save go out now
+        return True
 
     def _new_state(self) -> _State:
         state = _State()

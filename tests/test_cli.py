@@ -56,18 +56,24 @@ def test_wrong_setting_is_named_at_start(db_url: str) -> None:
     assert "ESCOMPTE_DATABASE_URL" in r.stderr
 
 
-def test_demo_seeds_once_and_prints_keys(db_url: str, committed_engine: Engine) -> None:
-    r = _run(db_url, "demo", "--no-serve")
+def test_demo_seeds_once_and_prints_keys(db_url: str, committed_engine: Engine, tmp_path: Path) -> None:
+    r = _run(db_url, "demo", "--no-serve", "--data-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "http://127.0.0.1:8000/docs" in r.stdout
     assert "esk_test_" in r.stdout
     with Session(committed_engine) as s:
         companies = s.execute(select(Company)).scalars().all()
     assert len(companies) == 3
-    again = _run(db_url, "demo", "--no-serve")
+    # the fake Stripe's objects, which the seeded rows name, are kept for the next run
+    [state] = tmp_path.glob("demo-stripe-*.pickle")
+    again = _run(db_url, "demo", "--no-serve", "--data-dir", str(tmp_path))
     assert again.returncode == 0
+    assert "starts empty" not in again.stderr
     with Session(committed_engine) as s:
         assert len(s.execute(select(Company)).scalars().all()) == 3
+    state.unlink()
+    lost = _run(db_url, "demo", "--no-serve", "--data-dir", str(tmp_path))
+    assert lost.returncode == 0 and "the fake Stripe starts empty" in lost.stderr
 
 
 def test_openapi_command_writes_the_spec(tmp_path: Path, db_url: str) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -754,3 +755,42 @@ class TestHttpControls:
             assert state["performed"]["POST /v1/payouts"] == 1
             assert http.post("/_fake/settle_payouts", json={"nope": 1}).status_code == 400
         assert [e.type for e in receiver.events()] == ["payout.created", "payout.paid"]
+
+
+class TestSaveAndLoad:
+    """The demo keeps its fake Stripe across restarts (``escompte demo``)."""
+
+    def test_a_restarted_fake_knows_its_objects_and_replays_its_keys(
+        self, fake: FakeStripe, sdk: stripe.StripeClient, tmp_path: Path
+    ) -> None:
+        acct = onboard(sdk)
+        sdk.v1.transfers.create(params={"amount": 30_000, "currency": "eur", "destination": acct})
+        payout = sdk.v1.payouts.create(
+            params={"amount": 30_000, "currency": "eur"},
+            options={"stripe_account": acct, "idempotency_key": "escompte:payout:adv_9"},
+        )
+        state = tmp_path / "stripe.pickle"
+        fake.save(state)
+        with FakeStripe(platform_balance_cents=PLATFORM_CENTS, webhook_secret=SECRET) as again:
+            assert again.load(state) is True
+            client = _client(again)
+            assert client.v1.accounts.retrieve(acct).payouts_enabled is True
+            # the same key replays the first payout: nothing is paid twice
+            replay = client.v1.payouts.create(
+                params={"amount": 30_000, "currency": "eur"},
+                options={"stripe_account": acct, "idempotency_key": "escompte:payout:adv_9"},
+            )
+            assert replay.id == payout.id
+            assert again.performed[("POST", "/v1/payouts")] == 1
+            # the payout it had taken is settled and read back paid
+            assert [p["id"] for p in again.settle_payouts()] == [payout.id]
+            assert client.v1.payouts.retrieve(payout.id, options={"stripe_account": acct}).status == "paid"
+            assert again.balance() == PLATFORM_CENTS - 30_000 and again.balance(acct) == 0
+
+    def test_no_file_or_an_unreadable_one_changes_nothing(self, fake: FakeStripe, tmp_path: Path) -> None:
+        before = fake.balance()
+        assert fake.load(tmp_path / "missing.pickle") is False
+        broken = tmp_path / "broken.pickle"
+        broken.write_bytes(b"not a pickle")
+        assert fake.load(broken) is False
+        assert fake.balance() == before and fake.events == []
