@@ -594,7 +594,7 @@ class FakeStripe:
         with self._lock:
             data = pickle.dumps((_STATE_FORMAT, self._state, self._time_offset))
         path.parent.mkdir(parents=True, exist_ok=True)
-        written = path.with_name(path.name + ".part")
+        written = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
         written.write_bytes(data)
         os.replace(written, path)  # a reader never sees half a file
 
